@@ -1,0 +1,248 @@
+//! The gateway's shared state and the dispatch of one request: refuse what we must, name
+//! the route, then serve it ourselves or forward it (through the metadata cache where it
+//! applies). Every error becomes a response here, through `GatewayError::into_response`.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use http::{header, Method, Request, Response};
+use hyper::body::Incoming;
+use tracing::Instrument;
+
+use crate::auth::{self, Credentials};
+use crate::body::{self, AccessLog, Body, LoggedBody};
+use crate::config::Config;
+use crate::context::RequestContext;
+use crate::error::GatewayError;
+use crate::routes::{self, Route};
+use crate::upstream::cache::{self, CacheKey, MetadataCache, Scope};
+use crate::upstream::Upstream;
+
+pub struct AppState {
+    pub config: Config,
+    pub upstream: Upstream,
+    pub cache: MetadataCache,
+}
+
+impl AppState {
+    pub fn new(config: Config) -> Self {
+        Self {
+            upstream: Upstream::new(&config.upstream),
+            cache: MetadataCache::new(&config.cache),
+            config,
+        }
+    }
+
+    /// Handle one request end to end. Never fails: errors are answered here.
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+        proto: &'static str,
+    ) -> Response<Body> {
+        let started = Instant::now();
+        let path = request.uri().path().to_owned();
+        let query = request.uri().query().map(auth::redact_query);
+        let span = tracing::info_span!(
+            "request",
+            method = %request.method(),
+            path = %path,
+            query = query.as_deref().unwrap_or(""),
+            route = tracing::field::Empty,
+            peer = %peer.ip(),
+        );
+        let response = async {
+            match self.dispatch(request, peer, proto, started).await {
+                Ok(response) => response,
+                Err(error) => error.into_response(),
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        let log = AccessLog::new(span, response.status().as_u16(), started);
+        response.map(|b| body::boxed(LoggedBody::new(b, log)))
+    }
+
+    async fn dispatch(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+        proto: &'static str,
+        started: Instant,
+    ) -> Result<Response<Body>, GatewayError> {
+        if request.method() == Method::CONNECT {
+            return Err(GatewayError::MethodNotAllowed);
+        }
+        let host = request_host(&request);
+        refuse_foreign_absolute_form(&request, &self.config)?;
+        if header_bytes(request.headers()) > self.config.server.max_header_bytes {
+            return Err(GatewayError::HeadersTooLarge);
+        }
+        let route = routes::match_route(request.method(), request.uri().path(), request.uri().query())
+            .map_err(|error| match error {
+                routes::RouteError::BadPath(why) => GatewayError::BadRequest(why),
+                routes::RouteError::MissingParam(name) => GatewayError::MissingParam(name),
+            })?;
+        tracing::Span::current().record("route", route.name());
+        let public_base = match &self.config.public_url {
+            Some(url) => url.as_str().to_owned(),
+            None => format!("{proto}://{}", host.as_deref().unwrap_or("localhost")),
+        };
+        let ctx = RequestContext {
+            peer,
+            proto,
+            host,
+            public_base,
+            credentials: Credentials::from_request(request.headers(), request.uri().query()),
+            route,
+            started,
+        };
+        match &ctx.route {
+            Route::ListProjectJobs { project } => {
+                let scope = Scope::JobList { project: project.clone() };
+                self.cached(request, &ctx, scope).await
+            }
+            Route::ListPipelineJobs { project, .. } => {
+                let scope = Scope::JobList { project: project.clone() };
+                self.cached(request, &ctx, scope).await
+            }
+            Route::GetJob { project, job_id } => {
+                let scope = Scope::Job { project: project.clone(), job_id: *job_id };
+                self.cached(request, &ctx, scope).await
+            }
+            Route::JobAction { project, job_id, .. } => {
+                let (project, job_id) = (project.clone(), *job_id);
+                self.mutate(request, &ctx, &project, job_id).await
+            }
+            _ => self.forward(request, &ctx).await,
+        }
+    }
+
+    async fn forward(
+        &self,
+        request: Request<Incoming>,
+        ctx: &RequestContext,
+    ) -> Result<Response<Body>, GatewayError> {
+        let mut response = self.upstream.forward(request, ctx).await?;
+        self.upstream.prepare_response(response.headers_mut(), ctx);
+        Ok(response.map(body::boxed))
+    }
+
+    /// A job metadata GET, through the per-caller cache.
+    async fn cached(
+        &self,
+        request: Request<Incoming>,
+        ctx: &RequestContext,
+        scope: Scope,
+    ) -> Result<Response<Body>, GatewayError> {
+        let (parts, _body) = request.into_parts();
+        let key = CacheKey {
+            fingerprint: ctx.credentials.fingerprint(),
+            path: parts.uri.path().to_owned(),
+            query: auth::normalize_query(parts.uri.query()),
+            accept_encoding: parts.headers.get(header::ACCEPT_ENCODING).cloned(),
+            scope,
+        };
+        // A GET carries no body worth keeping, so the request can be rebuilt for each try.
+        let fetch = || {
+            let mut copy = Request::new(());
+            *copy.method_mut() = parts.method.clone();
+            *copy.uri_mut() = parts.uri.clone();
+            *copy.headers_mut() = parts.headers.clone();
+            let (copy_parts, ()) = copy.into_parts();
+            async move {
+                let request = Request::from_parts(copy_parts, body::empty());
+                self.upstream.forward(request, ctx).await
+            }
+        };
+        let (mut response, _status) = self.cache.get_or_fetch(key, fetch).await?;
+        self.upstream.prepare_response(response.headers_mut(), ctx);
+        Ok(response)
+    }
+
+    /// cancel/retry/erase/play/keep/delete-artifacts: forward, then on success drop what
+    /// the cache holds for the job and the project's job lists.
+    async fn mutate(
+        &self,
+        request: Request<Incoming>,
+        ctx: &RequestContext,
+        project: &routes::ProjectRef,
+        job_id: u64,
+    ) -> Result<Response<Body>, GatewayError> {
+        let response = self.upstream.forward(request, ctx).await?;
+        if !response.status().is_success() {
+            let mut response = response.map(body::boxed);
+            self.upstream.prepare_response(response.headers_mut(), ctx);
+            return Ok(response);
+        }
+        // The job JSON in the answer tells the project's numeric id, which the cache needs
+        // when lists were cached under the other spelling of the project. The answer is one
+        // small job object; a larger body is streamed and the cache drops all job lists.
+        let (mut parts, incoming) = response.into_parts();
+        let limit = self.config.cache.max_entry_bytes.max(64 * 1024);
+        let body = match cache::read_bounded(incoming, limit, &parts.headers).await {
+            Ok(bytes) => {
+                self.cache
+                    .invalidate_job(project, job_id, cache::project_id_of(&bytes));
+                body::full(bytes)
+            }
+            Err(cache::Bounded::TooLarge(body)) => {
+                self.cache.invalidate_job(project, job_id, None);
+                body
+            }
+            Err(cache::Bounded::Failed(error)) => {
+                // The mutation may have happened; forget what we knew either way.
+                self.cache.invalidate_job(project, job_id, None);
+                return Err(error);
+            }
+        };
+        self.upstream.prepare_response(&mut parts.headers, ctx);
+        Ok(Response::from_parts(parts, body))
+    }
+}
+
+/// `Host`, or the URI authority HTTP/2 carries instead.
+fn request_host<B>(request: &Request<B>) -> Option<String> {
+    request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().authority().map(|a| a.as_str().to_owned()))
+}
+
+/// An HTTP/1 absolute-form target (`GET http://elsewhere/ HTTP/1.1`) is a proxy request.
+/// We only accept one that names the host the caller is talking to (and `public_url`'s,
+/// when set). HTTP/2 always carries an authority; it plays the role of `Host` there.
+fn refuse_foreign_absolute_form<B>(
+    request: &Request<B>,
+    config: &Config,
+) -> Result<(), GatewayError> {
+    if request.version() == http::Version::HTTP_2 {
+        return Ok(());
+    }
+    let Some(authority) = request.uri().authority() else {
+        return Ok(());
+    };
+    let same_as_host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| h.eq_ignore_ascii_case(authority.as_str()));
+    let public_ok = config
+        .public_url
+        .as_ref()
+        .is_none_or(|url| url.authority().eq_ignore_ascii_case(authority.as_str()));
+    if same_as_host && public_ok {
+        Ok(())
+    } else {
+        Err(GatewayError::ProxyRefused)
+    }
+}
+
+fn header_bytes(headers: &http::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum()
+}

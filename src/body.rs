@@ -1,0 +1,144 @@
+//! Response and request body types shared by every handler, and the body wrapper that
+//! writes the access log line when a response has really finished.
+//!
+//! A body that yields `Err` makes hyper abort the connection (HTTP/1.1: no clean end;
+//! HTTP/2: a stream reset). That is the only way a failure after the headers were sent can
+//! reach the client, so wrappers pass errors through and never turn them into a clean end.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
+
+/// Errors a body may fail with mid-stream.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The one body type handlers return. Unsync because object-storage streams are `Send` only.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+}
+
+pub fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// Box any body whose error converts into [`BoxError`].
+pub fn boxed<B>(body: B) -> Body
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed_unsync()
+}
+
+pin_project_lite::pin_project! {
+    /// Counts the bytes a response body yields and logs one access line when it ends,
+    /// fails, or is dropped unfinished (the client went away).
+    ///
+    /// Invariant: exactly one access line per response, written from `PinnedDrop` when
+    /// no earlier point wrote it.
+    pub struct LoggedBody<B> {
+        #[pin]
+        inner: B,
+        log: AccessLog,
+    }
+
+    impl<B> PinnedDrop for LoggedBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            this.project().log.finish(Outcome::ClientGone);
+        }
+    }
+}
+
+/// What one access line says about a request.
+pub struct AccessLog {
+    pub span: tracing::Span,
+    pub status: u16,
+    pub started: Instant,
+    pub bytes: u64,
+    done: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Complete,
+    Error,
+    ClientGone,
+}
+
+impl AccessLog {
+    pub fn new(span: tracing::Span, status: u16, started: Instant) -> Self {
+        Self {
+            span,
+            status,
+            started,
+            bytes: 0,
+            done: false,
+        }
+    }
+
+    fn finish(&mut self, outcome: Outcome) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(
+            parent: &self.span,
+            status = self.status,
+            bytes = self.bytes,
+            duration_ms,
+            outcome = ?outcome,
+            "response"
+        );
+    }
+}
+
+impl<B: http_body::Body> LoggedBody<B> {
+    pub fn new(inner: B, mut log: AccessLog) -> Self {
+        // Hyper never polls a body that is empty from the start.
+        if inner.is_end_stream() {
+            log.finish(Outcome::Complete);
+        }
+        Self { inner, log }
+    }
+}
+
+impl<B> http_body::Body for LoggedBody<B>
+where
+    B: http_body::Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.log.bytes += data.len() as u64;
+                }
+            }
+            Poll::Ready(Some(Err(_))) => this.log.finish(Outcome::Error),
+            Poll::Ready(None) => this.log.finish(Outcome::Complete),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

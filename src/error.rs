@@ -1,0 +1,172 @@
+//! The one per-request error type and its one mapping to HTTP.
+//!
+//! Handlers return `Result<_, GatewayError>`; [`GatewayError::into_response`] is the single
+//! place a failure becomes a response: a status code and a GitLab-style JSON body
+//! (`{"message": "404 Not Found"}`). Variants say where the failure came from (the caller,
+//! the upstream, storage, or ourselves) because that decides the status.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+
+use crate::body::{self, Body};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayError {
+    /// The caller sent something we cannot act on (bad path, bad header).
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// A required query parameter is missing; Grape answers `{"error": "job is missing"}`.
+    #[error("missing parameter: {0}")]
+    MissingParam(&'static str),
+    /// Nothing there; the message is GitLab's wording for this case ("404 Not Found",
+    /// "404 Not found", "404 Job Not Found").
+    #[error("not found: {0}")]
+    NotFound(&'static str),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// An absolute-form target naming another host: we are not an open proxy.
+    #[error("proxy request refused")]
+    ProxyRefused,
+    #[error("request headers too large")]
+    HeadersTooLarge,
+    /// The jobs backend refused or reset the connection, or sent garbage.
+    #[error("upstream unavailable: {0}")]
+    UpstreamUnavailable(String),
+    /// The jobs backend did not answer within its configured timeout.
+    #[error("upstream timed out")]
+    UpstreamTimeout,
+    /// A bug or an impossible state on our side.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) | Self::MissingParam(_) | Self::ProxyRefused => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The JSON body GitLab would send for this failure.
+    pub fn body(&self) -> serde_json::Value {
+        match self {
+            // Grape's parameter validation uses `error`, not `message`.
+            Self::MissingParam(name) => serde_json::json!({ "error": format!("{name} is missing") }),
+            Self::BadRequest(_) | Self::ProxyRefused => {
+                serde_json::json!({ "message": "400 Bad request" })
+            }
+            Self::NotFound(message) => serde_json::json!({ "message": message }),
+            other => {
+                let status = other.status();
+                let reason = status.canonical_reason().unwrap_or("Error");
+                serde_json::json!({ "message": format!("{} {reason}", status.as_u16()) })
+            }
+        }
+    }
+
+    /// The one rescue point: status, JSON body, and the headers every API answer carries.
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(error = %self, status = status.as_u16(), "request failed");
+        } else {
+            tracing::debug!(error = %self, status = status.as_u16(), "request refused");
+        }
+        json_response(status, &self.body())
+    }
+}
+
+/// A JSON response with GitLab's API security headers.
+pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let bytes = Bytes::from(serde_json::to_vec(value).unwrap_or_default());
+    let mut response = Response::new(body::full(bytes));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pins every variant's status and GitLab body, so a change to the mapping is deliberate.
+    #[test]
+    fn each_variant_maps_to_its_status_and_gitlab_body() {
+        let cases: Vec<(GatewayError, u16, serde_json::Value)> = vec![
+            (
+                GatewayError::BadRequest("nul in path"),
+                400,
+                serde_json::json!({"message": "400 Bad request"}),
+            ),
+            (
+                GatewayError::MissingParam("job"),
+                400,
+                serde_json::json!({"error": "job is missing"}),
+            ),
+            (
+                GatewayError::NotFound("404 Not Found"),
+                404,
+                serde_json::json!({"message": "404 Not Found"}),
+            ),
+            (
+                GatewayError::MethodNotAllowed,
+                405,
+                serde_json::json!({"message": "405 Method Not Allowed"}),
+            ),
+            (
+                GatewayError::ProxyRefused,
+                400,
+                serde_json::json!({"message": "400 Bad request"}),
+            ),
+            (
+                GatewayError::HeadersTooLarge,
+                431,
+                serde_json::json!({"message": "431 Request Header Fields Too Large"}),
+            ),
+            (
+                GatewayError::UpstreamUnavailable("refused".into()),
+                502,
+                serde_json::json!({"message": "502 Bad Gateway"}),
+            ),
+            (
+                GatewayError::UpstreamTimeout,
+                504,
+                serde_json::json!({"message": "504 Gateway Timeout"}),
+            ),
+            (
+                GatewayError::Internal("bug".into()),
+                500,
+                serde_json::json!({"message": "500 Internal Server Error"}),
+            ),
+        ];
+        for (error, status, body) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error:?}");
+            assert_eq!(error.body(), body, "{error:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn response_is_json_with_security_headers() {
+        use http_body_util::BodyExt;
+        let response = GatewayError::UpstreamTimeout.into_response();
+        assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(response.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&bytes[..], br#"{"message":"504 Gateway Timeout"}"#);
+    }
+}

@@ -1,0 +1,100 @@
+//! The `artifact-gateway` binary: parse arguments, load configuration, set up logging, run
+//! the gateway until SIGTERM or SIGINT.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use artifact_gateway::config::{Config, LogFormat};
+use artifact_gateway::server::RunningGateway;
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(version, about = "Streaming reverse proxy for GitLab CI job artifacts")]
+struct Args {
+    /// Configuration file (TOML). Every key can be overridden by an environment variable,
+    /// see the README.
+    #[arg(long, value_name = "FILE", required_unless_present = "demo")]
+    config: Option<PathBuf>,
+    /// Run on the embedded default: a sample jobs backend and local sample artifacts.
+    #[arg(long, conflicts_with = "config")]
+    demo: bool,
+    /// Listen address for --demo.
+    #[arg(long, default_value = "127.0.0.1:8080", requires = "demo")]
+    listen: std::net::SocketAddr,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("artifact-gateway: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("artifact-gateway: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let demo = if args.demo {
+        Some(artifact_gateway::demo::Demo::start(args.listen).await?)
+    } else {
+        None
+    };
+    let config = match (&demo, &args.config) {
+        (Some(demo), _) => demo.config.clone(),
+        (None, Some(path)) => Config::load(path).map_err(|e| e.to_string())?,
+        (None, None) => unreachable!("clap requires --config unless --demo"),
+    };
+    init_logging(config.log.format, &config.log.filter);
+    let gateway = RunningGateway::start(config.clone())
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    if let Some(demo) = &demo {
+        println!("{}", demo.instructions(gateway.addr()));
+    }
+    wait_for_signal().await;
+    gateway.shutdown();
+    gateway.wait().await;
+    Ok(())
+}
+
+fn init_logging(format: LogFormat, filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    // RUST_LOG, when set, wins over the configured filter.
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = term => tracing::info!("SIGTERM received"),
+    }
+}

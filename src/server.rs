@@ -1,0 +1,170 @@
+//! The listener: accepts TCP connections, serves HTTP/1.1 and HTTP/2 on each with the
+//! configured limits, and shuts down gracefully.
+//!
+//! Shutdown: the accept loop stops, every connection is told to finish its in-flight
+//! requests and close (HTTP/1.1: no keep-alive; HTTP/2: GOAWAY), and whatever is still
+//! running at the deadline is aborted. Aborting drops the connection, so a response cut
+//! there ends short of its `Content-Length` (or without a chunked terminator, or with a
+//! stream reset) and no client can take it for complete.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::app::AppState;
+use crate::config::Config;
+
+/// A gateway serving on a socket, with a handle to stop it.
+pub struct RunningGateway {
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningGateway {
+    /// Bind `config.listen` and start serving in a background task.
+    pub async fn start(config: Config) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(config.listen).await?;
+        Ok(Self::start_on(listener, Arc::new(AppState::new(config))))
+    }
+
+    pub fn start_on(listener: TcpListener, state: Arc<AppState>) -> Self {
+        let addr = listener
+            .local_addr()
+            .expect("a bound listener has a local address");
+        let (shutdown, signal) = watch::channel(false);
+        let task = tokio::spawn(serve(listener, Arc::clone(&state), signal));
+        Self {
+            addr,
+            state,
+            shutdown,
+            task,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Begin a graceful shutdown; [`Self::wait`] returns when it is over.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Accept until `signal` turns true, then drain connections up to the shutdown grace.
+pub async fn serve(listener: TcpListener, state: Arc<AppState>, mut signal: watch::Receiver<bool>) {
+    let builder = connection_builder(&state.config);
+    let grace = state.config.server.shutdown_grace;
+    let (stop_connections, connection_signal) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tracing::info!(addr = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()), "listening");
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    connections.spawn(serve_connection(
+                        stream,
+                        peer,
+                        Arc::clone(&state),
+                        builder.clone(),
+                        connection_signal.clone(),
+                    ));
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next() => {}
+            () = stopped(&mut signal) => break,
+        }
+    }
+    drop(listener);
+    tracing::info!(in_flight = connections.len(), grace_ms = grace.as_millis() as u64, "shutting down");
+    let _ = stop_connections.send(true);
+    let drained = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            aborted = connections.len(),
+            "shutdown deadline passed; aborting the remaining connections"
+        );
+        connections.shutdown().await;
+    }
+    tracing::info!("stopped");
+}
+
+/// One builder, cloned per connection, carrying the limits that protect us from clients.
+fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Hyper answers 431 itself past its read buffer; we check the configured limit
+    // precisely (with a JSON body) in the handler, so hyper's ceiling sits above it.
+    let hard_header_limit = (config.server.max_header_bytes * 2).max(8192);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // Slowloris: a client must finish sending its headers within this time.
+        .header_read_timeout(config.server.header_read_timeout)
+        .max_buf_size(hard_header_limit)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(hard_header_limit).unwrap_or(u32::MAX))
+        // Pings find dead HTTP/2 peers that hold streams open.
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    builder
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: Arc<AppState>,
+    builder: auto::Builder<TokioExecutor>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |request| {
+        let state = Arc::clone(&state);
+        async move { Ok::<_, Infallible>(state.handle(request, peer, "http").await) }
+    });
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = stopped(&mut stop) => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%peer, %error, "connection ended with an error");
+    }
+}
+
+/// Resolves once the flag is (or already was) set, or its sender is gone.
+async fn stopped(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|stop| *stop).await;
+}

@@ -1,0 +1,196 @@
+//! Pure header work for forwarding: hop-by-hop removal, `X-Forwarded-*`, and rewriting
+//! absolute URLs that name the upstream (pagination `Link`, `Location`) to the gateway.
+
+use std::net::IpAddr;
+
+use http::{header, HeaderMap, HeaderName, HeaderValue};
+
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Connection-level headers (RFC 9110 §7.6.1) that must not travel past one hop.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Remove hop-by-hop headers, including any the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in HOP_BY_HOP.iter().chain(named.iter()) {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+}
+
+/// Append the peer to `X-Forwarded-For` and say how and under what host the caller came in.
+/// An `X-Forwarded-Host` set by a proxy in front of us is kept.
+pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, proto: &str, host: Option<&str>) {
+    let chain = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(existing) if !existing.trim().is_empty() => format!("{existing}, {peer}"),
+        _ => peer.to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&chain) {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(static_proto(proto)));
+    if !headers.contains_key(&X_FORWARDED_HOST) {
+        if let Some(value) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
+            headers.insert(X_FORWARDED_HOST, value);
+        }
+    }
+}
+
+fn static_proto(proto: &str) -> &'static str {
+    if proto == "https" {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// Replace every absolute URL in `value` that starts with one of `from` (followed by `/`,
+/// `?`, `>`, `#` or the end) with the same URL under `to`. `None` when nothing matched.
+pub fn rewrite_bases(value: &str, from: &[&str], to: &str) -> Option<String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    let mut changed = false;
+    'scan: while !rest.is_empty() {
+        for base in from {
+            if let Some(tail) = strip_prefix_ignore_ascii_case(rest, base) {
+                if tail.is_empty() || tail.starts_with(['/', '?', '>', '#', ';', ',', ' ']) {
+                    out.push_str(to);
+                    rest = tail;
+                    changed = true;
+                    continue 'scan;
+                }
+            }
+        }
+        // Advance to the next place a URL could start.
+        let first = rest.chars().next().map_or(1, char::len_utf8);
+        let step = rest[first..]
+            .find(['<', 'h', 'H'])
+            .map_or(rest.len(), |i| i + first);
+        out.push_str(&rest[..step]);
+        rest = &rest[step..];
+    }
+    changed.then_some(out)
+}
+
+fn strip_prefix_ignore_ascii_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+}
+
+/// Rewrite `Location` and `Link` response headers from the upstream's bases to `to`.
+pub fn rewrite_response_urls(headers: &mut HeaderMap, from: &[&str], to: &str) {
+    for name in [header::LOCATION, header::LINK, header::CONTENT_LOCATION] {
+        let rewritten: Vec<HeaderValue> = headers
+            .get_all(&name)
+            .iter()
+            .map(|v| {
+                v.to_str()
+                    .ok()
+                    .and_then(|s| rewrite_bases(s, from, to))
+                    .and_then(|s| HeaderValue::from_str(&s).ok())
+                    .unwrap_or_else(|| v.clone())
+            })
+            .collect();
+        if rewritten.is_empty() {
+            continue;
+        }
+        headers.remove(&name);
+        for value in rewritten {
+            headers.append(name.clone(), value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_named_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, "keep-alive, x-secret-hop".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("x-secret-hop", "1".parse().unwrap());
+        h.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
+        h.insert(header::TE, "trailers".parse().unwrap());
+        h.insert("private-token", "t".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h["private-token"], "t");
+    }
+
+    #[test]
+    fn forwarded_headers_append_to_an_existing_chain() {
+        let mut h = HeaderMap::new();
+        set_forwarded(&mut h, "10.0.0.2".parse().unwrap(), "http", Some("gw:8080"));
+        assert_eq!(h["x-forwarded-for"], "10.0.0.2");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "gw:8080");
+        set_forwarded(&mut h, "127.0.0.1".parse().unwrap(), "https", Some("other"));
+        assert_eq!(h["x-forwarded-for"], "10.0.0.2, 127.0.0.1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "gw:8080");
+    }
+
+    #[test]
+    fn rewrites_every_link_url_naming_the_upstream() {
+        let link = "<http://127.0.0.1:3000/api/v4/projects/1/jobs?page=2&per_page=2>; rel=\"next\", \
+                    <http://127.0.0.1:3000/api/v4/projects/1/jobs?page=1&per_page=2>; rel=\"first\"";
+        let out = rewrite_bases(link, &["http://127.0.0.1:3000"], "https://gw.example").unwrap();
+        assert_eq!(
+            out,
+            "<https://gw.example/api/v4/projects/1/jobs?page=2&per_page=2>; rel=\"next\", \
+             <https://gw.example/api/v4/projects/1/jobs?page=1&per_page=2>; rel=\"first\""
+        );
+    }
+
+    #[test]
+    fn leaves_other_hosts_and_longer_host_names_alone() {
+        let from = ["http://up:3000", "https://gitlab.example.com"];
+        assert_eq!(rewrite_bases("http://up:30000/x", &from, "http://gw"), None);
+        assert_eq!(rewrite_bases("http://elsewhere/x", &from, "http://gw"), None);
+        assert_eq!(
+            rewrite_bases("HTTPS://GITLAB.example.com/a", &from, "http://gw").as_deref(),
+            Some("http://gw/a")
+        );
+        assert_eq!(
+            rewrite_bases("http://up:3000", &from, "http://gw").as_deref(),
+            Some("http://gw")
+        );
+    }
+
+    #[test]
+    fn rewrites_location_and_keeps_multiple_link_values() {
+        let mut h = HeaderMap::new();
+        h.insert(header::LOCATION, "http://up/api/v4/x".parse().unwrap());
+        h.append(header::LINK, "<http://up/a>; rel=\"next\"".parse().unwrap());
+        h.append(header::LINK, "<http://other/b>; rel=\"first\"".parse().unwrap());
+        rewrite_response_urls(&mut h, &["http://up"], "http://gw:1");
+        assert_eq!(h[header::LOCATION], "http://gw:1/api/v4/x");
+        let links: Vec<_> = h.get_all(header::LINK).iter().collect();
+        assert_eq!(links, ["<http://gw:1/a>; rel=\"next\"", "<http://other/b>; rel=\"first\""]);
+    }
+
+    #[test]
+    fn never_panics_on_multibyte_text() {
+        assert_eq!(rewrite_bases("é<ü>hé", &["http://up"], "x"), None);
+    }
+}
