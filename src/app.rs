@@ -18,6 +18,15 @@ use crate::routes::{self, Route};
 use crate::upstream::cache::{self, CacheKey, MetadataCache, Scope};
 use crate::upstream::Upstream;
 
+/// What the listener knows about the connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct Connection {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    /// "http" or "https".
+    pub proto: &'static str,
+}
+
 pub struct AppState {
     pub config: Config,
     pub upstream: Upstream,
@@ -34,12 +43,7 @@ impl AppState {
     }
 
     /// Handle one request end to end. Never fails: errors are answered here.
-    pub async fn handle(
-        &self,
-        request: Request<Incoming>,
-        peer: SocketAddr,
-        proto: &'static str,
-    ) -> Response<Body> {
+    pub async fn handle(&self, request: Request<Incoming>, conn: Connection) -> Response<Body> {
         let started = Instant::now();
         let path = request.uri().path().to_owned();
         let query = request.uri().query().map(auth::redact_query);
@@ -49,10 +53,10 @@ impl AppState {
             path = %path,
             query = query.as_deref().unwrap_or(""),
             route = tracing::field::Empty,
-            peer = %peer.ip(),
+            peer = %conn.peer.ip(),
         );
         let response = async {
-            match self.dispatch(request, peer, proto, started).await {
+            match self.dispatch(request, conn, started).await {
                 Ok(response) => response,
                 Err(error) => error.into_response(),
             }
@@ -66,23 +70,27 @@ impl AppState {
     async fn dispatch(
         &self,
         request: Request<Incoming>,
-        peer: SocketAddr,
-        proto: &'static str,
+        conn: Connection,
         started: Instant,
     ) -> Result<Response<Body>, GatewayError> {
+        let Connection { peer, local, proto } = conn;
         if request.method() == Method::CONNECT {
             return Err(GatewayError::MethodNotAllowed);
         }
         let host = request_host(&request);
-        refuse_foreign_absolute_form(&request, &self.config)?;
+        refuse_foreign_absolute_form(&request, local, &self.config)?;
         if header_bytes(request.headers()) > self.config.server.max_header_bytes {
             return Err(GatewayError::HeadersTooLarge);
         }
-        let route = routes::match_route(request.method(), request.uri().path(), request.uri().query())
-            .map_err(|error| match error {
-                routes::RouteError::BadPath(why) => GatewayError::BadRequest(why),
-                routes::RouteError::MissingParam(name) => GatewayError::MissingParam(name),
-            })?;
+        let route = routes::match_route(
+            request.method(),
+            request.uri().path(),
+            request.uri().query(),
+        )
+        .map_err(|error| match error {
+            routes::RouteError::BadPath(why) => GatewayError::BadRequest(why),
+            routes::RouteError::MissingParam(name) => GatewayError::MissingParam(name),
+        })?;
         tracing::Span::current().record("route", route.name());
         let public_base = match &self.config.public_url {
             Some(url) => url.as_str().to_owned(),
@@ -99,18 +107,27 @@ impl AppState {
         };
         match &ctx.route {
             Route::ListProjectJobs { project } => {
-                let scope = Scope::JobList { project: project.clone() };
+                let scope = Scope::JobList {
+                    project: project.clone(),
+                };
                 self.cached(request, &ctx, scope).await
             }
             Route::ListPipelineJobs { project, .. } => {
-                let scope = Scope::JobList { project: project.clone() };
+                let scope = Scope::JobList {
+                    project: project.clone(),
+                };
                 self.cached(request, &ctx, scope).await
             }
             Route::GetJob { project, job_id } => {
-                let scope = Scope::Job { project: project.clone(), job_id: *job_id };
+                let scope = Scope::Job {
+                    project: project.clone(),
+                    job_id: *job_id,
+                };
                 self.cached(request, &ctx, scope).await
             }
-            Route::JobAction { project, job_id, .. } => {
+            Route::JobAction {
+                project, job_id, ..
+            } => {
                 let (project, job_id) = (project.clone(), *job_id);
                 self.mutate(request, &ctx, &project, job_id).await
             }
@@ -211,11 +228,13 @@ fn request_host<B>(request: &Request<B>) -> Option<String> {
         .or_else(|| request.uri().authority().map(|a| a.as_str().to_owned()))
 }
 
-/// An HTTP/1 absolute-form target (`GET http://elsewhere/ HTTP/1.1`) is a proxy request.
-/// We only accept one that names the host the caller is talking to (and `public_url`'s,
-/// when set). HTTP/2 always carries an authority; it plays the role of `Host` there.
+/// An HTTP/1 absolute-form target (`GET http://elsewhere/ HTTP/1.1`) is a proxy request;
+/// ordinary clients and load balancers send origin-form. We accept one only when it names
+/// the gateway itself: `public_url`'s authority or the address the connection came in on.
+/// HTTP/2 always carries an authority; it plays the role of `Host` there.
 fn refuse_foreign_absolute_form<B>(
     request: &Request<B>,
+    local: SocketAddr,
     config: &Config,
 ) -> Result<(), GatewayError> {
     if request.version() == http::Version::HTTP_2 {
@@ -224,16 +243,14 @@ fn refuse_foreign_absolute_form<B>(
     let Some(authority) = request.uri().authority() else {
         return Ok(());
     };
-    let same_as_host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| h.eq_ignore_ascii_case(authority.as_str()));
-    let public_ok = config
+    let named = authority.as_str();
+    let is_public = config
         .public_url
         .as_ref()
-        .is_none_or(|url| url.authority().eq_ignore_ascii_case(authority.as_str()));
-    if same_as_host && public_ok {
+        .is_some_and(|url| url.authority().eq_ignore_ascii_case(named));
+    let is_local = named == local.to_string()
+        || named.eq_ignore_ascii_case(&format!("localhost:{}", local.port()));
+    if is_public || is_local {
         Ok(())
     } else {
         Err(GatewayError::ProxyRefused)

@@ -44,7 +44,12 @@ impl Credentials {
     pub fn from_request(headers: &HeaderMap, query: Option<&str>) -> Self {
         let headers = AUTH_HEADERS
             .iter()
-            .flat_map(|name| headers.get_all(name).iter().map(|v| (name.clone(), v.clone())))
+            .flat_map(|name| {
+                headers
+                    .get_all(name)
+                    .iter()
+                    .map(|v| (name.clone(), v.clone()))
+            })
             .collect();
         let params = query
             .map(|q| {
@@ -172,7 +177,10 @@ mod tests {
 
     #[test]
     fn debug_output_never_contains_the_token() {
-        let c = creds(&[("PRIVATE-TOKEN", "supersecret")], Some("job_token=alsosecret"));
+        let c = creds(
+            &[("PRIVATE-TOKEN", "supersecret")],
+            Some("job_token=alsosecret"),
+        );
         let shown = format!("{c:?} {:?}", c.fingerprint());
         assert!(!shown.contains("supersecret") && !shown.contains("alsosecret"));
     }
@@ -183,7 +191,10 @@ mod tests {
             redact_query("page=2&private_token=abc&job_token=def&scope%5B%5D=x"),
             "page=2&private_token=[REDACTED]&job_token=[REDACTED]&scope%5B%5D=x"
         );
-        assert_eq!(redact_query("private%5Ftoken=abc"), "private%5Ftoken=[REDACTED]");
+        assert_eq!(
+            redact_query("private%5Ftoken=abc"),
+            "private%5Ftoken=[REDACTED]"
+        );
     }
 
     #[test]

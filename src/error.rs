@@ -59,7 +59,9 @@ impl GatewayError {
     pub fn body(&self) -> serde_json::Value {
         match self {
             // Grape's parameter validation uses `error`, not `message`.
-            Self::MissingParam(name) => serde_json::json!({ "error": format!("{name} is missing") }),
+            Self::MissingParam(name) => {
+                serde_json::json!({ "error": format!("{name} is missing") })
+            }
             Self::BadRequest(_) | Self::ProxyRefused => {
                 serde_json::json!({ "message": "400 Bad request" })
             }
@@ -90,7 +92,10 @@ pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<
     let mut response = Response::new(body::full(bytes));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -165,7 +170,10 @@ mod tests {
         let response = GatewayError::UpstreamTimeout.into_response();
         assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
-        assert_eq!(response.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(
+            response.headers()[header::X_CONTENT_TYPE_OPTIONS],
+            "nosniff"
+        );
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&bytes[..], br#"{"message":"504 Gateway Timeout"}"#);
     }

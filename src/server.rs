@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::app::AppState;
+use crate::app::{AppState, Connection};
 use crate::config::Config;
 
 /// A gateway serving on a socket, with a handle to stop it.
@@ -99,7 +99,11 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, mut signal: watc
         }
     }
     drop(listener);
-    tracing::info!(in_flight = connections.len(), grace_ms = grace.as_millis() as u64, "shutting down");
+    tracing::info!(
+        in_flight = connections.len(),
+        grace_ms = grace.as_millis() as u64,
+        "shutting down"
+    );
     let _ = stop_connections.send(true);
     let drained = tokio::time::timeout(grace, async {
         while connections.join_next().await.is_some() {}
@@ -146,9 +150,17 @@ async fn serve_connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
+    let conn = Connection {
+        peer,
+        local,
+        proto: "http",
+    };
     let service = service_fn(move |request| {
         let state = Arc::clone(&state);
-        async move { Ok::<_, Infallible>(state.handle(request, peer, "http").await) }
+        async move { Ok::<_, Infallible>(state.handle(request, conn).await) }
     });
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);

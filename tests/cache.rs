@@ -64,16 +64,44 @@ async fn a_second_request_is_a_hit_and_other_callers_get_their_own_answer() {
     assert_eq!(h.backend.count("GET", "/api/v4/projects/2/jobs/201"), 4);
 
     // The same token in another GitLab form is another caller as far as the cache knows.
-    let by_query = h.client.get(h.url("/projects/2/jobs/201?private_token=demo-token")).send().await.unwrap();
+    let by_query = h
+        .client
+        .get(h.url("/projects/2/jobs/201?private_token=demo-token"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(header(&by_query, "x-cache"), Some("MISS"));
 }
 
 #[tokio::test]
 async fn query_order_and_token_parameters_do_not_split_the_cache() {
     let h = Harness::start(BackendBuilder::sample_data()).await;
-    assert_eq!(x_cache(&h, "/projects/1/jobs?scope[]=success&scope[]=failed", Some(TOKEN)).await.1, "MISS");
-    assert_eq!(x_cache(&h, "/projects/1/jobs?scope%5B%5D=failed&scope[]=success", Some(TOKEN)).await.1, "HIT");
-    assert_eq!(x_cache(&h, "/projects/1/jobs?scope[]=success", Some(TOKEN)).await.1, "MISS");
+    assert_eq!(
+        x_cache(
+            &h,
+            "/projects/1/jobs?scope[]=success&scope[]=failed",
+            Some(TOKEN)
+        )
+        .await
+        .1,
+        "MISS"
+    );
+    assert_eq!(
+        x_cache(
+            &h,
+            "/projects/1/jobs?scope%5B%5D=failed&scope[]=success",
+            Some(TOKEN)
+        )
+        .await
+        .1,
+        "HIT"
+    );
+    assert_eq!(
+        x_cache(&h, "/projects/1/jobs?scope[]=success", Some(TOKEN))
+            .await
+            .1,
+        "MISS"
+    );
 }
 
 #[tokio::test]
@@ -90,7 +118,13 @@ async fn a_mutation_invalidates_the_job_and_the_project_lists_for_every_caller()
     // An unrelated job stays cached.
     x_cache(&h, "/projects/1/jobs/104", Some(TOKEN)).await;
 
-    let play = h.client.post(h.url("/projects/1/jobs/105/play")).header("PRIVATE-TOKEN", TOKEN).send().await.unwrap();
+    let play = h
+        .client
+        .post(h.url("/projects/1/jobs/105/play"))
+        .header("PRIVATE-TOKEN", TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(play.status(), 200);
 
     for token in [Some(TOKEN), None] {
@@ -103,7 +137,10 @@ async fn a_mutation_invalidates_the_job_and_the_project_lists_for_every_caller()
         assert_eq!(manual, serde_json::json!([]));
         assert_eq!(x_cache(&h, list_by_id, token).await.1, "MISS");
     }
-    assert_eq!(x_cache(&h, "/projects/1/jobs/104", Some(TOKEN)).await.1, "HIT");
+    assert_eq!(
+        x_cache(&h, "/projects/1/jobs/104", Some(TOKEN)).await.1,
+        "HIT"
+    );
 }
 
 #[tokio::test]
@@ -129,18 +166,36 @@ async fn a_mutation_by_path_invalidates_lists_cached_by_id() {
 async fn a_refused_mutation_invalidates_nothing() {
     let h = Harness::start(BackendBuilder::sample_data()).await;
     x_cache(&h, "/projects/1/jobs/104", Some(TOKEN)).await;
-    let refused = h.client.post(h.url("/projects/1/jobs/104/play")).header("PRIVATE-TOKEN", TOKEN).send().await.unwrap();
+    let refused = h
+        .client
+        .post(h.url("/projects/1/jobs/104/play"))
+        .header("PRIVATE-TOKEN", TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(refused.status(), 400);
-    assert_eq!(x_cache(&h, "/projects/1/jobs/104", Some(TOKEN)).await.1, "HIT");
+    assert_eq!(
+        x_cache(&h, "/projects/1/jobs/104", Some(TOKEN)).await.1,
+        "HIT"
+    );
 }
 
 #[tokio::test]
 async fn entries_expire_after_the_ttl() {
-    let h = Harness::start_with(BackendBuilder::sample_data(), |c| c.cache.ttl = Duration::from_millis(400)).await;
+    let h = Harness::start_with(BackendBuilder::sample_data(), |c| {
+        c.cache.ttl = Duration::from_millis(400)
+    })
+    .await;
     x_cache(&h, "/projects/1/jobs/104", Some(TOKEN)).await;
-    assert_eq!(x_cache(&h, "/projects/1/jobs/104", Some(TOKEN)).await.1, "HIT");
+    assert_eq!(
+        x_cache(&h, "/projects/1/jobs/104", Some(TOKEN)).await.1,
+        "HIT"
+    );
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(x_cache(&h, "/projects/1/jobs/104", Some(TOKEN)).await.1, "MISS");
+    assert_eq!(
+        x_cache(&h, "/projects/1/jobs/104", Some(TOKEN)).await.1,
+        "MISS"
+    );
 }
 
 #[tokio::test]
@@ -154,21 +209,35 @@ async fn the_cache_stays_within_its_byte_capacity() {
     let mut inserted = 0;
     for per_page in 1..=7 {
         for page in 1..=3 {
-            let response = h.get(&format!("/projects/1/jobs?per_page={per_page}&page={page}"), Some(TOKEN)).await;
+            let response = h
+                .get(
+                    &format!("/projects/1/jobs?per_page={per_page}&page={page}"),
+                    Some(TOKEN),
+                )
+                .await;
             assert_eq!(response.status(), 200);
             inserted += 1;
         }
     }
     let (entries, weight) = h.gateway.state().cache.usage().await;
-    assert!(weight <= CAPACITY, "{weight} bytes cached, capacity {CAPACITY}");
-    assert!(entries > 0 && entries < inserted, "{entries} of {inserted} entries kept");
+    assert!(
+        weight <= CAPACITY,
+        "{weight} bytes cached, capacity {CAPACITY}"
+    );
+    assert!(
+        entries > 0 && entries < inserted,
+        "{entries} of {inserted} entries kept"
+    );
 }
 
 #[tokio::test]
 async fn responses_larger_than_an_entry_stream_whole_to_every_concurrent_caller() {
-    let h = Harness::start_with(BackendBuilder::sample_data().delay(Duration::from_millis(200)), |c| {
-        c.cache.max_entry_bytes = 512;
-    })
+    let h = Harness::start_with(
+        BackendBuilder::sample_data().delay(Duration::from_millis(200)),
+        |c| {
+            c.cache.max_entry_bytes = 512;
+        },
+    )
     .await;
     let reference = common::client()
         .get(format!("{}/api/v4/projects/1/jobs", h.backend.url()))

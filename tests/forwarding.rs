@@ -34,12 +34,27 @@ async fn assert_relayed_as_sent(h: &Harness, path: &str) {
     let through = h.get(path, Some(TOKEN)).await;
     assert_eq!(through.status(), reference.status(), "{path}");
     for name in PAGINATION {
-        assert_eq!(header(&through, name), header(&reference, name), "{name} of {path}");
+        assert_eq!(
+            header(&through, name),
+            header(&reference, name),
+            "{name} of {path}"
+        );
     }
-    let link_reference = header(&reference, "link").map(|l| l.replace(&h.backend.url(), &format!("http://{}", h.gateway.addr())));
-    assert_eq!(header(&through, "link").map(str::to_owned), link_reference, "link of {path}");
-    assert_eq!(header(&through, "content-type"), header(&reference, "content-type"));
-    let (a, b) = (through.bytes().await.unwrap(), reference.bytes().await.unwrap());
+    let link_reference = header(&reference, "link")
+        .map(|l| l.replace(&h.backend.url(), &format!("http://{}", h.gateway.addr())));
+    assert_eq!(
+        header(&through, "link").map(str::to_owned),
+        link_reference,
+        "link of {path}"
+    );
+    assert_eq!(
+        header(&through, "content-type"),
+        header(&reference, "content-type")
+    );
+    let (a, b) = (
+        through.bytes().await.unwrap(),
+        reference.bytes().await.unwrap(),
+    );
     assert_eq!(a, b, "body of {path}");
 }
 
@@ -61,10 +76,25 @@ async fn list_get_and_pipeline_endpoints_relay_status_body_and_pagination() {
         assert_relayed_as_sent(&h, path).await;
     }
     // The scope filter really reached the backend: only success and failed jobs came back.
-    let jobs = json(h.get("/projects/1/jobs?scope[]=success&scope[]=failed", Some(TOKEN)).await).await;
-    let statuses: Vec<&str> = jobs.as_array().unwrap().iter().map(|j| j["status"].as_str().unwrap()).collect();
+    let jobs = json(
+        h.get(
+            "/projects/1/jobs?scope[]=success&scope[]=failed",
+            Some(TOKEN),
+        )
+        .await,
+    )
+    .await;
+    let statuses: Vec<&str> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["status"].as_str().unwrap())
+        .collect();
     assert!(!statuses.is_empty());
-    assert!(statuses.iter().all(|s| *s == "success" || *s == "failed"), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == "success" || *s == "failed"),
+        "{statuses:?}"
+    );
     assert!(statuses.contains(&"failed"));
 }
 
@@ -75,17 +105,33 @@ async fn pagination_link_names_the_gateway_and_can_be_walked() {
     let mut url = h.url("/projects/1/jobs?per_page=2");
     let mut ids = Vec::new();
     for _ in 0..10 {
-        let response = h.client.get(&url).header("PRIVATE-TOKEN", TOKEN).send().await.unwrap();
+        let response = h
+            .client
+            .get(&url)
+            .header("PRIVATE-TOKEN", TOKEN)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
         let link = header(&response, "link").unwrap_or_default().to_owned();
-        assert!(!link.contains(&h.backend.url()), "upstream URL leaked: {link}");
+        assert!(
+            !link.contains(&h.backend.url()),
+            "upstream URL leaked: {link}"
+        );
         for page in json(response).await.as_array().unwrap() {
             ids.push(page["id"].as_u64().unwrap());
         }
         let next = link
             .split(',')
             .find(|part| part.contains("rel=\"next\""))
-            .map(|part| part.trim().trim_start_matches('<').split('>').next().unwrap().to_owned());
+            .map(|part| {
+                part.trim()
+                    .trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            });
         match next {
             Some(next) => {
                 assert!(next.starts_with(&gateway), "{next}");
@@ -100,12 +146,31 @@ async fn pagination_link_names_the_gateway_and_can_be_walked() {
 #[tokio::test]
 async fn public_url_is_what_links_are_rewritten_to() {
     let h = Harness::start_with(BackendBuilder::sample_data(), |c| {
-        c.public_url = Some(artifact_gateway::config::BaseUrl::parse("https://artifacts.example.com").unwrap());
+        c.public_url = Some(
+            artifact_gateway::config::BaseUrl::parse("https://artifacts.example.com").unwrap(),
+        );
     })
     .await;
     let response = h.get("/projects/1/jobs?per_page=1", Some(TOKEN)).await;
     let link = header(&response, "link").unwrap();
-    assert!(link.contains("<https://artifacts.example.com/api/v4/projects/1/jobs?"), "{link}");
+    assert!(
+        link.contains("<https://artifacts.example.com/api/v4/projects/1/jobs?"),
+        "{link}"
+    );
+}
+
+#[tokio::test]
+async fn location_naming_the_backend_is_rewritten_to_the_gateway() {
+    let h = Harness::start(BackendBuilder::sample_data()).await;
+    let response = h.get("/projects/1/jobs/?scope=success", Some(TOKEN)).await;
+    assert_eq!(response.status(), 301);
+    assert_eq!(
+        header(&response, "location").unwrap(),
+        format!(
+            "http://{}/api/v4/projects/1/jobs?scope=success",
+            h.gateway.addr()
+        )
+    );
 }
 
 #[tokio::test]
@@ -122,7 +187,10 @@ async fn forwarded_for_proto_and_host_reach_the_backend() {
     let request = seen.last().unwrap();
     assert_eq!(request.headers["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
     assert_eq!(request.headers["x-forwarded-proto"], "http");
-    assert_eq!(request.headers["x-forwarded-host"], h.gateway.addr().to_string().as_str());
+    assert_eq!(
+        request.headers["x-forwarded-host"],
+        h.gateway.addr().to_string().as_str()
+    );
     // The caller's credentials travel on.
     assert_eq!(request.headers["private-token"], TOKEN);
 }
@@ -147,7 +215,10 @@ async fn mutations_relay_status_and_body_and_post_bodies_arrive_intact() {
     assert_eq!(erase.status(), 201);
     assert!(json(erase).await.get("artifacts_file").is_none());
 
-    let keep = post("/projects/1/jobs/104/artifacts/keep").send().await.unwrap();
+    let keep = post("/projects/1/jobs/104/artifacts/keep")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(keep.status(), 200);
     assert_eq!(json(keep).await["id"], 104);
 
@@ -161,15 +232,25 @@ async fn mutations_relay_status_and_body_and_post_bodies_arrive_intact() {
     assert_eq!(play.status(), 200);
     assert_eq!(json(play).await["status"], "pending");
     let recorded = h.backend.requests();
-    let play_request = recorded.iter().find(|r| r.path_and_query.ends_with("/105/play")).unwrap();
+    let play_request = recorded
+        .iter()
+        .find(|r| r.path_and_query.ends_with("/105/play"))
+        .unwrap();
     assert_eq!(play_request.body, variables.as_bytes());
 
     // GitLab's refusals come back unchanged.
     let again = post("/projects/1/jobs/105/play").send().await.unwrap();
     assert_eq!(again.status(), 400);
-    assert_eq!(json(again).await["message"], "400 Bad request - Unplayable Job");
+    assert_eq!(
+        json(again).await["message"],
+        "400 Bad request - Unplayable Job"
+    );
     let not_retryable = post("/projects/1/jobs/106/retry").send().await.unwrap();
-    assert_eq!(not_retryable.status(), 201, "106 was canceled above, so it is retryable");
+    assert_eq!(
+        not_retryable.status(),
+        201,
+        "106 was canceled above, so it is retryable"
+    );
     let not_erasable = post("/projects/1/jobs/105/erase").send().await.unwrap();
     assert_eq!(not_erasable.status(), 403);
 }
@@ -183,7 +264,9 @@ async fn a_large_post_body_streams_through_unchanged() {
         .post(h.url("/projects/1/jobs/105/play"))
         .header("PRIVATE-TOKEN", TOKEN)
         .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-            body.chunks(64 * 1024).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>(),
+            body.chunks(64 * 1024)
+                .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+                .collect::<Vec<_>>(),
         )))
         .send()
         .await
@@ -200,54 +283,99 @@ async fn authentication_and_visibility_answers_pass_through() {
     let h = Harness::start(BackendBuilder::sample_data()).await;
     let bad = h.get("/projects/1/jobs", Some("wrong-token")).await;
     assert_eq!(bad.status(), 401);
-    assert_eq!(json(bad).await, serde_json::json!({"message": "401 Unauthorized"}));
+    assert_eq!(
+        json(bad).await,
+        serde_json::json!({"message": "401 Unauthorized"})
+    );
 
     let hidden = h.get("/projects/2/jobs/201", Some("outsider-token")).await;
     assert_eq!(hidden.status(), 404);
-    assert_eq!(json(hidden).await, serde_json::json!({"message": "404 Project Not Found"}));
+    assert_eq!(
+        json(hidden).await,
+        serde_json::json!({"message": "404 Project Not Found"})
+    );
 
     let anonymous = h.get("/projects/demo%2Fsecret/jobs", None).await;
     assert_eq!(anonymous.status(), 404);
 
-    let by_query = h.client.get(h.url("/projects/2/jobs/201?private_token=demo-token")).send().await.unwrap();
+    let by_query = h
+        .client
+        .get(h.url("/projects/2/jobs/201?private_token=demo-token"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(by_query.status(), 200);
-    let bearer = h.client.get(h.url("/projects/2/jobs/201")).bearer_auth("demo-token").send().await.unwrap();
+    let bearer = h
+        .client
+        .get(h.url("/projects/2/jobs/201"))
+        .bearer_auth("demo-token")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bearer.status(), 200);
 }
 
 #[tokio::test]
 async fn backend_down_is_a_502_json() {
     // Bind and drop a listener to get a port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let config = common::test_config(&format!("http://127.0.0.1:{port}"));
-    let gateway = artifact_gateway::server::RunningGateway::start(config).await.unwrap();
+    let gateway = artifact_gateway::server::RunningGateway::start(config)
+        .await
+        .unwrap();
     for path in ["/projects/1/jobs", "/projects/1/jobs/1/cancel"] {
         let url = format!("http://{}/api/v4{path}", gateway.addr());
-        let request = if path.ends_with("cancel") { common::client().post(url) } else { common::client().get(url) };
+        let request = if path.ends_with("cancel") {
+            common::client().post(url)
+        } else {
+            common::client().get(url)
+        };
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), 502);
         assert_eq!(header(&response, "content-type"), Some("application/json"));
-        assert_eq!(json(response).await, serde_json::json!({"message": "502 Bad Gateway"}));
+        assert_eq!(
+            json(response).await,
+            serde_json::json!({"message": "502 Bad Gateway"})
+        );
     }
 }
 
 #[tokio::test]
 async fn backend_slower_than_the_timeout_is_a_504_json() {
-    let h = Harness::start_with(BackendBuilder::sample_data().delay(Duration::from_secs(3)), |c| {
-        c.upstream.response_timeout = Duration::from_millis(300);
-    })
+    let h = Harness::start_with(
+        BackendBuilder::sample_data().delay(Duration::from_secs(3)),
+        |c| {
+            c.upstream.response_timeout = Duration::from_millis(300);
+        },
+    )
     .await;
     let started = std::time::Instant::now();
     let response = h.get("/projects/1/jobs/104", Some(TOKEN)).await;
     assert_eq!(response.status(), 504);
-    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
-    assert_eq!(json(response).await, serde_json::json!({"message": "504 Gateway Timeout"}));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        json(response).await,
+        serde_json::json!({"message": "504 Gateway Timeout"})
+    );
 }
 
 #[tokio::test]
 async fn other_paths_are_forwarded_too() {
     let h = Harness::start(BackendBuilder::sample_data()).await;
-    let response = h.client.get(format!("http://{}/api/v4/version", h.gateway.addr())).send().await.unwrap();
+    let response = h
+        .client
+        .get(format!("http://{}/api/v4/version", h.gateway.addr()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 404);
     assert_eq!(h.backend.count("GET", "/api/v4/version"), 1);
 }

@@ -31,10 +31,13 @@ impl Demo {
             .start()
             .await
             .map_err(|e| format!("cannot start the sample backend: {e}"))?;
-        let storage_dir = std::env::temp_dir().join(format!("artifact-gateway-demo-{}", std::process::id()));
+        let storage_dir =
+            std::env::temp_dir().join(format!("artifact-gateway-demo-{}", std::process::id()));
         write_samples(&storage_dir).map_err(|e| format!("cannot write sample artifacts: {e}"))?;
-        let upstream = BaseUrl::parse(&backend.url()).map_err(|e| format!("sample backend url: {e}"))?;
-        let mut config = Config::with_defaults(upstream, format!("file://{}", storage_dir.display()));
+        let upstream =
+            BaseUrl::parse(&backend.url()).map_err(|e| format!("sample backend url: {e}"))?;
+        let mut config =
+            Config::with_defaults(upstream, format!("file://{}", storage_dir.display()));
         config.listen = listen;
         Ok(Self {
             config,
@@ -81,7 +84,10 @@ fn write_samples(dir: &Path) -> std::io::Result<()> {
         let log: String = (1..=20)
             .map(|i| format!("[job {job}] step {i}: ok\n"))
             .collect();
-        std::fs::write(path, format!("Running job {job} of project {project}\n{log}Job succeeded\n"))?;
+        std::fs::write(
+            path,
+            format!("Running job {job} of project {project}\n{log}Job succeeded\n"),
+        )?;
     }
     Ok(())
 }

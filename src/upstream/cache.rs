@@ -69,13 +69,13 @@ impl CachedResponse {
         u32::try_from(self.body.len() + headers + 256).unwrap_or(u32::MAX)
     }
 
-    pub fn to_response(&self, cache_status: &'static str) -> Response<Body> {
+    pub fn to_response(&self, cache_status: CacheStatus) -> Response<Body> {
         let mut response = Response::new(body::full(self.body.clone()));
         *response.status_mut() = self.status;
         *response.headers_mut() = self.headers.clone();
         response
             .headers_mut()
-            .insert(X_CACHE, HeaderValue::from_static(cache_status));
+            .insert(X_CACHE, HeaderValue::from_static(cache_status.as_str()));
         response
     }
 }
@@ -149,8 +149,9 @@ impl MetadataCache {
         Fut: Future<Output = Result<Response<Incoming>, GatewayError>>,
     {
         let Some(entries) = &self.entries else {
-            let response = fetch().await?;
-            return Ok((response.map(body::boxed), CacheStatus::Bypass));
+            let mut response = fetch().await?.map(body::boxed);
+            mark(&mut response, CacheStatus::Bypass);
+            return Ok((response, CacheStatus::Bypass));
         };
         let project = match &key.scope {
             Scope::Job { project, .. } | Scope::JobList { project } => project.clone(),
@@ -196,17 +197,20 @@ impl MetadataCache {
                 } else {
                     CacheStatus::Hit
                 };
-                Ok((entry.to_response(status.as_str()), status))
+                Ok((entry.to_response(status), status))
             }
             Err(uncached) => match &*uncached {
-                Uncached::Shared(entry) => Ok((entry.to_response("MISS"), CacheStatus::Miss)),
+                Uncached::Shared(entry) => {
+                    Ok((entry.to_response(CacheStatus::Miss), CacheStatus::Miss))
+                }
                 Uncached::Failed(error) => Err(error.clone()),
                 Uncached::Stream(slot) => {
                     let taken = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-                    let response = match taken {
+                    let mut response = match taken {
                         Some(response) => response,
                         None => fetch().await?.map(body::boxed),
                     };
+                    mark(&mut response, CacheStatus::Miss);
                     Ok((response, CacheStatus::Miss))
                 }
             },
@@ -276,6 +280,12 @@ impl MetadataCache {
     }
 }
 
+fn mark(response: &mut Response<Body>, status: CacheStatus) {
+    response
+        .headers_mut()
+        .insert(X_CACHE, HeaderValue::from_static(status.as_str()));
+}
+
 pub(crate) enum Bounded {
     /// Over the limit: the part already read, followed by the rest of the stream.
     TooLarge(Body),
@@ -303,7 +313,9 @@ pub(crate) async fn read_bounded(
                 "reading the response body: {e}"
             )))
         })?;
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         buffer.extend_from_slice(&data);
         if buffer.len() as u64 > limit {
             let read = futures_util::stream::once(async move {
@@ -345,8 +357,14 @@ mod tests {
 
     #[test]
     fn project_id_comes_from_a_job_or_the_first_job_of_a_list() {
-        assert_eq!(project_id_of(br#"{"id":1,"pipeline":{"id":2,"project_id":7}}"#), Some(7));
-        assert_eq!(project_id_of(br#" [{"pipeline":{"project_id":9}},{}]"#), Some(9));
+        assert_eq!(
+            project_id_of(br#"{"id":1,"pipeline":{"id":2,"project_id":7}}"#),
+            Some(7)
+        );
+        assert_eq!(
+            project_id_of(br#" [{"pipeline":{"project_id":9}},{}]"#),
+            Some(9)
+        );
         assert_eq!(project_id_of(b"[]"), None);
         assert_eq!(project_id_of(b"not json"), None);
         assert_eq!(project_id_of(br#"{"pipeline":null}"#), None);

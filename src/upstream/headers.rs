@@ -46,7 +46,10 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, proto: &str, host: O
     if let Ok(value) = HeaderValue::from_str(&chain) {
         headers.insert(X_FORWARDED_FOR, value);
     }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(static_proto(proto)));
+    headers.insert(
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(static_proto(proto)),
+    );
     if !headers.contains_key(&X_FORWARDED_HOST) {
         if let Some(value) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
             headers.insert(X_FORWARDED_HOST, value);
@@ -92,7 +95,8 @@ pub fn rewrite_bases(value: &str, from: &[&str], to: &str) -> Option<String> {
 
 fn strip_prefix_ignore_ascii_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 /// Rewrite `Location` and `Link` response headers from the upstream's bases to `to`.
@@ -126,7 +130,10 @@ mod tests {
     #[test]
     fn strips_hop_by_hop_and_connection_named_headers() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, "keep-alive, x-secret-hop".parse().unwrap());
+        h.insert(
+            header::CONNECTION,
+            "keep-alive, x-secret-hop".parse().unwrap(),
+        );
         h.insert("keep-alive", "timeout=5".parse().unwrap());
         h.insert("x-secret-hop", "1".parse().unwrap());
         h.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
@@ -166,7 +173,10 @@ mod tests {
     fn leaves_other_hosts_and_longer_host_names_alone() {
         let from = ["http://up:3000", "https://gitlab.example.com"];
         assert_eq!(rewrite_bases("http://up:30000/x", &from, "http://gw"), None);
-        assert_eq!(rewrite_bases("http://elsewhere/x", &from, "http://gw"), None);
+        assert_eq!(
+            rewrite_bases("http://elsewhere/x", &from, "http://gw"),
+            None
+        );
         assert_eq!(
             rewrite_bases("HTTPS://GITLAB.example.com/a", &from, "http://gw").as_deref(),
             Some("http://gw/a")
@@ -182,11 +192,20 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::LOCATION, "http://up/api/v4/x".parse().unwrap());
         h.append(header::LINK, "<http://up/a>; rel=\"next\"".parse().unwrap());
-        h.append(header::LINK, "<http://other/b>; rel=\"first\"".parse().unwrap());
+        h.append(
+            header::LINK,
+            "<http://other/b>; rel=\"first\"".parse().unwrap(),
+        );
         rewrite_response_urls(&mut h, &["http://up"], "http://gw:1");
         assert_eq!(h[header::LOCATION], "http://gw:1/api/v4/x");
         let links: Vec<_> = h.get_all(header::LINK).iter().collect();
-        assert_eq!(links, ["<http://gw:1/a>; rel=\"next\"", "<http://other/b>; rel=\"first\""]);
+        assert_eq!(
+            links,
+            [
+                "<http://gw:1/a>; rel=\"next\"",
+                "<http://other/b>; rel=\"first\""
+            ]
+        );
     }
 
     #[test]

@@ -63,7 +63,10 @@ impl Upstream {
 
     /// Send a request upstream and wait for its response headers, at most the configured
     /// response timeout. The body streams afterwards.
-    pub async fn send(&self, mut request: Request<Body>) -> Result<Response<Incoming>, GatewayError> {
+    pub async fn send(
+        &self,
+        mut request: Request<Body>,
+    ) -> Result<Response<Incoming>, GatewayError> {
         if let Ok(host) = HeaderValue::from_str(self.base.authority()) {
             request.headers_mut().insert(header::HOST, host);
         }
@@ -95,7 +98,12 @@ impl Upstream {
         // The upstream connection is ours: always HTTP/1.1 or what the pool negotiates.
         parts.version = http::Version::HTTP_11;
         headers::strip_hop_by_hop(&mut parts.headers);
-        headers::set_forwarded(&mut parts.headers, ctx.peer.ip(), ctx.proto, ctx.host.as_deref());
+        headers::set_forwarded(
+            &mut parts.headers,
+            ctx.peer.ip(),
+            ctx.proto,
+            ctx.host.as_deref(),
+        );
         self.send(Request::from_parts(parts, crate::body::boxed(body)))
             .await
     }

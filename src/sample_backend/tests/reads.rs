@@ -1,0 +1,295 @@
+//! Credentials, visibility, the list endpoints and the job JSON.
+
+use super::*;
+
+#[tokio::test]
+async fn token_matching_nothing_is_401_even_on_a_public_project() {
+    let b = demo().await;
+    let bad = [
+        (format!("{P1}/jobs"), vec![("PRIVATE-TOKEN", "nope")]),
+        (format!("{P1}/jobs?private_token=nope"), vec![]),
+        (format!("{P1}/jobs"), vec![("Authorization", "Bearer nope")]),
+        (format!("{P1}/jobs"), vec![("JOB-TOKEN", "nope")]),
+        (format!("{P1}/jobs/101?job_token=job-token-999"), vec![]),
+        // A personal token is not a job token, and the reverse.
+        (format!("{P1}/jobs"), vec![("JOB-TOKEN", "demo-token")]),
+        (
+            format!("{P1}/jobs"),
+            vec![("PRIVATE-TOKEN", "job-token-106")],
+        ),
+    ];
+    for (target, headers) in bad {
+        let r = get(&b, &target, &headers).await;
+        assert_eq!(
+            (r.status, r.message().as_str()),
+            (401, "401 Unauthorized"),
+            "{target}"
+        );
+    }
+    for token in ["private_token=demo-token", "job_token=job-token-106"] {
+        assert_eq!(
+            get(&b, &format!("{P1}/jobs?{token}"), &[]).await.status,
+            200
+        );
+    }
+    let bearer = get(
+        &b,
+        &format!("{P2}/jobs"),
+        &[("Authorization", "Bearer demo-token")],
+    )
+    .await;
+    assert_eq!(bearer.status, 200);
+}
+
+#[tokio::test]
+async fn private_project_is_404_for_outsider_and_anonymous() {
+    let b = demo().await;
+    for headers in [vec![OUTSIDER], vec![]] {
+        for target in [
+            format!("{P2}/jobs"),
+            format!("{P2}/jobs/201"),
+            format!("{P2}/pipelines/21/jobs"),
+        ] {
+            let r = get(&b, &target, &headers).await;
+            assert_eq!(
+                (r.status, r.message().as_str()),
+                (404, "404 Project Not Found")
+            );
+        }
+    }
+    let r = get(&b, "/api/v4/projects/999/jobs", &[DEMO]).await;
+    assert_eq!(
+        (r.status, r.message().as_str()),
+        (404, "404 Project Not Found")
+    );
+    assert_eq!(
+        get(&b, &format!("{P2}/jobs"), &[DEMO]).await.ids(),
+        vec![201]
+    );
+}
+
+#[tokio::test]
+async fn anonymous_reads_public_project_but_may_not_act() {
+    let b = demo().await;
+    let list = get(&b, &format!("{P1}/jobs"), &[]).await;
+    assert_eq!(list.ids(), vec![107, 106, 105, 104, 103, 102, 101]);
+    assert_eq!(
+        get(&b, &format!("{P1}/jobs/101"), &[]).await.json()["name"],
+        "build"
+    );
+    assert_eq!(
+        get(&b, &format!("{P1}/jobs/106/trace"), &[]).await.body,
+        "Running build...\n"
+    );
+    let r = post(&b, &format!("{P1}/jobs/106/cancel"), &[]).await;
+    assert_eq!((r.status, r.message().as_str()), (401, "401 Unauthorized"));
+    let r = send(&b, "DELETE", &format!("{P1}/jobs/101/artifacts"), &[], b"").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(b.job(106).unwrap().status, JobStatus::Running);
+}
+
+#[tokio::test]
+async fn job_token_is_valid_only_while_its_job_runs() {
+    let b = demo().await;
+    let token = SampleBackend::job_token(106);
+    assert_eq!(token, "job-token-106");
+    let auth = [("JOB-TOKEN", token.as_str())];
+    assert_eq!(get(&b, &format!("{P1}/jobs/101"), &auth).await.status, 200);
+    // Its own project only.
+    let r = get(&b, &format!("{P2}/jobs/201"), &auth).await;
+    assert_eq!(
+        (r.status, r.message().as_str()),
+        (404, "404 Project Not Found")
+    );
+    // Read, never act.
+    let r = post(&b, &format!("{P1}/jobs/105/play"), &auth).await;
+    assert_eq!((r.status, r.message().as_str()), (403, "403 Forbidden"));
+    // A finished job's token is dead.
+    let r = get(
+        &b,
+        &format!("{P1}/jobs/101"),
+        &[("JOB-TOKEN", "job-token-101")],
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    b.update_job(106, |j| j.status = JobStatus::Success);
+    let r = get(&b, &format!("{P1}/jobs/101"), &auth).await;
+    assert_eq!((r.status, r.message().as_str()), (401, "401 Unauthorized"));
+    // Bearer carries job tokens too; a private project opens to its own running job.
+    b.update_job(201, |j| j.status = JobStatus::Running);
+    let r = get(
+        &b,
+        &format!("{P2}/jobs/201"),
+        &[("Authorization", "Bearer job-token-201")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn project_list_paginates_with_absolute_links_and_no_totals() {
+    let b = demo().await;
+    let r = get(&b, &format!("{P1}/jobs?per_page=2"), &[DEMO]).await;
+    assert_eq!(r.ids(), vec![107, 106]);
+    assert_eq!(r.header("x-page"), Some("1"));
+    assert_eq!(r.header("x-per-page"), Some("2"));
+    assert_eq!(r.header("x-next-page"), Some("2"));
+    assert_eq!(r.header("x-prev-page"), Some(""));
+    assert_eq!(r.header("x-total"), None);
+    assert_eq!(r.header("x-total-pages"), None);
+    let base = format!("{}{P1}/jobs", b.url());
+    assert_eq!(
+        r.header("link"),
+        Some(
+            format!(
+                "<{base}?page=2&per_page=2>; rel=\"next\", <{base}?page=1&per_page=2>; rel=\"first\""
+            )
+            .as_str()
+        )
+    );
+    let last = get(&b, &format!("{P1}/jobs?per_page=2&page=4"), &[DEMO]).await;
+    assert_eq!(last.ids(), vec![101]);
+    assert_eq!(last.header("x-next-page"), Some(""));
+    assert_eq!(last.header("x-prev-page"), Some("3"));
+    assert!(!last.header("link").unwrap().contains("rel=\"last\""));
+    let default = BackendBuilder::sample_data()
+        .per_page(3)
+        .start()
+        .await
+        .unwrap();
+    let r = get(&default, &format!("{P1}/jobs"), &[]).await;
+    assert_eq!((r.ids().len(), r.header("x-per-page")), (3, Some("3")));
+}
+
+#[tokio::test]
+async fn scope_filters_and_is_kept_in_links() {
+    let b = demo().await;
+    let target = format!("{P1}/jobs?scope[]=failed&scope[]=running&per_page=2");
+    let r = get(&b, &target, &[DEMO]).await;
+    assert_eq!(r.ids(), vec![107, 106]);
+    let next = format!(
+        "<{}{P1}/jobs?scope%5B%5D=failed&scope%5B%5D=running&page=2&per_page=2>; rel=\"next\"",
+        b.url()
+    );
+    assert!(
+        r.header("link").unwrap().contains(&next),
+        "{:?}",
+        r.header("link")
+    );
+    let r = get(
+        &b,
+        &format!("{P1}/jobs?scope%5B%5D=failed&scope[]=running&page=2&per_page=2"),
+        &[DEMO],
+    )
+    .await;
+    assert_eq!(r.ids(), vec![102]);
+    assert_eq!(
+        get(&b, &format!("{P1}/jobs?scope=success"), &[DEMO])
+            .await
+            .ids(),
+        vec![104, 103, 101]
+    );
+    let r = get(
+        &b,
+        &format!("{P1}/jobs?scope[]=success&scope[]=bogus"),
+        &[DEMO],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.message().as_str()),
+        (400, "400 Bad request - scope does not have a valid value")
+    );
+}
+
+#[tokio::test]
+async fn pipeline_list_has_totals_and_last_link() {
+    let b = demo().await;
+    let r = get(&b, &format!("{P1}/pipelines/13/jobs?per_page=3"), &[DEMO]).await;
+    assert_eq!(r.ids(), vec![107, 106, 105]);
+    assert_eq!(r.header("x-total"), Some("4"));
+    assert_eq!(r.header("x-total-pages"), Some("2"));
+    assert_eq!(r.header("x-next-page"), Some("2"));
+    let last = format!(
+        "<{}{P1}/pipelines/13/jobs?page=2&per_page=3>; rel=\"last\"",
+        b.url()
+    );
+    assert!(r.header("link").unwrap().ends_with(&last));
+    let r = get(
+        &b,
+        &format!("{P1}/pipelines/13/jobs?scope=success"),
+        &[DEMO],
+    )
+    .await;
+    assert_eq!((r.ids(), r.header("x-total")), (vec![104], Some("1")));
+    for pipeline in [99, 21] {
+        let r = get(&b, &format!("{P1}/pipelines/{pipeline}/jobs"), &[DEMO]).await;
+        assert_eq!((r.status, r.message().as_str()), (404, "404 Not found"));
+    }
+}
+
+#[tokio::test]
+async fn job_json_has_gitlabs_shape() {
+    let b = demo().await;
+    let job = get(&b, &format!("{P1}/jobs/101"), &[DEMO]).await.json();
+    assert_eq!(job["status"], "success");
+    assert_eq!(job["ref"], "main");
+    assert_eq!(
+        job["artifacts_file"],
+        serde_json::json!({"filename": "artifacts.zip", "size": 48213})
+    );
+    assert_eq!(job["artifacts"][0]["file_type"], "archive");
+    assert_eq!(job["artifacts"][1]["file_type"], "trace");
+    assert_eq!(job["pipeline"]["id"], 11);
+    assert_eq!(job["pipeline"]["project_id"], 1);
+    assert_eq!(job["web_url"], format!("{}/demo/app/-/jobs/101", b.url()));
+    assert_eq!(job["project"]["ci_job_token_scope_enabled"], false);
+    assert!(job["artifacts_expire_at"].is_string() && job["erased_at"].is_null());
+    let running = get(&b, &format!("{P1}/jobs/106"), &[DEMO]).await.json();
+    assert!(
+        running.get("artifacts_file").is_none(),
+        "GitLab omits artifacts_file"
+    );
+    assert!(running["finished_at"].is_null() && running["started_at"].is_string());
+    assert_eq!(running["artifacts"][0]["size"], "Running build...\n".len());
+    let r = get(&b, &format!("{P1}/jobs/201"), &[DEMO]).await;
+    assert_eq!((r.status, r.message().as_str()), (404, "404 Job Not Found"));
+    assert_eq!(
+        get(&b, &format!("{P1}/jobs/9999"), &[DEMO]).await.message(),
+        "404 Job Not Found"
+    );
+}
+
+#[tokio::test]
+async fn project_by_encoded_path_is_case_sensitive() {
+    let b = demo().await;
+    for project in ["demo%2Fapp", "demo%2fapp"] {
+        let r = get(
+            &b,
+            &format!("/api/v4/projects/{project}/jobs?per_page=1"),
+            &[],
+        )
+        .await;
+        assert_eq!(r.ids(), vec![107]);
+        let link = format!(
+            "<{}/api/v4/projects/{project}/jobs?page=2&per_page=1>",
+            b.url()
+        );
+        assert!(r.header("link").unwrap().contains(&link));
+    }
+    let r = get(&b, "/api/v4/projects/Demo%2FApp/jobs", &[]).await;
+    assert_eq!(
+        (r.status, r.message().as_str()),
+        (404, "404 Project Not Found")
+    );
+    assert_eq!(
+        get(&b, "/api/v4/projects/demo%2Fsecret/jobs/201", &[DEMO])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        b.count("GET", "/api/v4/projects/demo%2fapp/jobs"),
+        1,
+        "recorded raw"
+    );
+}

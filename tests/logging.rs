@@ -1,0 +1,82 @@
+//! The access log: one line per request with route, status, bytes and duration, and never a
+//! token. Its own test binary because it installs a global subscriber.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use artifact_gateway::sample_backend::BackendBuilder;
+use common::Harness;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn access_log_has_the_request_and_never_a_token() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter("debug")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+    let h = Harness::start(BackendBuilder::sample_data()).await;
+    let secrets = [
+        "private-secret-1",
+        "job-secret-2",
+        "header-secret-3",
+        "bearer-secret-4",
+    ];
+    let response = h
+        .client
+        .get(h.url(&format!(
+            "/projects/1/jobs/104?private_token={}&job_token={}",
+            secrets[0], secrets[1]
+        )))
+        .header("PRIVATE-TOKEN", secrets[2])
+        .header("Authorization", format!("Bearer {}", secrets[3]))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let len = response.bytes().await.unwrap().len();
+    // A wrong token is answered 401: the log must not leak it either.
+    h.get("/projects/1/jobs", Some("header-secret-3"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for secret in secrets {
+        assert!(
+            !log.contains(secret),
+            "{secret} leaked into the log:\n{log}"
+        );
+    }
+    assert!(log.contains("private_token=[REDACTED]"), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("route=\"get_job\"") && l.contains(" response "))
+        .unwrap_or_else(|| panic!("no access line for get_job:\n{log}"));
+    assert!(
+        line.contains(&format!("status={}", status.as_u16())),
+        "{line}"
+    );
+    assert!(line.contains(&format!("bytes={len}")), "{line}");
+    assert!(line.contains("duration_ms="), "{line}");
+    assert!(line.contains("outcome=Complete"), "{line}");
+    assert!(line.contains("method=GET"), "{line}");
+}
