@@ -1,0 +1,277 @@
+//! The raw tree: what the file may contain, before validation (every field optional, unknown
+//! keys denied), and its `validate` into the typed [`Config`], filling in defaults.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::error::{invalid, ConfigError};
+use super::values::{BaseUrl, Dur, KeyTemplate, Size, MIB};
+use super::{
+    upstream_defaults, CacheConfig, Config, LogConfig, LogFormat, ServerConfig, StorageConfig,
+    UpstreamConfig, DEFAULT_LISTEN,
+};
+
+/// hyper's HTTP/1 `max_buf_size` panics below this, and it bounds the request head we accept.
+const MIN_HEADER_BYTES: usize = 8192;
+/// Upper bound on `server.max_header_bytes`: it is allocated per connection, so it bounds memory.
+const MAX_HEADER_BYTES: usize = MIB as usize;
+const STORAGE_SCHEMES: [&str; 7] = ["file", "s3", "gs", "az", "abfs", "http", "https"];
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    listen: Option<String>,
+    public_url: Option<String>,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    upstream: RawUpstream,
+    #[serde(default)]
+    cache: RawCache,
+    #[serde(default)]
+    storage: RawStorage,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<String>,
+    filter: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    header_read_timeout: Option<Dur>,
+    max_header_bytes: Option<Size>,
+    shutdown_grace: Option<Dur>,
+    keep_alive_idle: Option<Dur>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    url: Option<String>,
+    connect_timeout: Option<Dur>,
+    response_timeout: Option<Dur>,
+    pool_idle_timeout: Option<Dur>,
+    pool_max_idle_per_host: Option<usize>,
+    rewrite_bases: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    max_bytes: Option<Size>,
+    ttl: Option<Dur>,
+    max_entry_bytes: Option<Size>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    url: Option<String>,
+    archive_key: Option<String>,
+    trace_key: Option<String>,
+}
+
+impl RawConfig {
+    /// Checks every value and fills defaults. Errors name the dotted key.
+    pub(super) fn validate(self) -> Result<Config, ConfigError> {
+        let listen = match self.listen {
+            None => DEFAULT_LISTEN,
+            Some(s) => s.parse().map_err(|_| {
+                invalid(
+                    "listen",
+                    "not a socket address (expected IP:PORT, e.g. 127.0.0.1:8080)",
+                )
+            })?,
+        };
+        let public_url = self
+            .public_url
+            .map(|s| BaseUrl::parse(&s).map_err(|m| invalid("public_url", m)))
+            .transpose()?;
+        Ok(Config {
+            listen,
+            public_url,
+            log: self.log.validate()?,
+            server: self.server.validate()?,
+            upstream: self.upstream.validate()?,
+            cache: self.cache.validate()?,
+            storage: self.storage.validate()?,
+        })
+    }
+}
+
+impl RawLog {
+    fn validate(self) -> Result<LogConfig, ConfigError> {
+        let d = LogConfig::default();
+        let format = match self.format.as_deref() {
+            None => d.format,
+            Some("human") => LogFormat::Human,
+            Some("json") => LogFormat::Json,
+            Some(_) => return Err(invalid("log.format", "must be \"human\" or \"json\"")),
+        };
+        let filter = self.filter.unwrap_or(d.filter);
+        if filter.trim().is_empty() {
+            return Err(invalid("log.filter", "must not be empty"));
+        }
+        Ok(LogConfig { format, filter })
+    }
+}
+
+impl RawServer {
+    fn validate(self) -> Result<ServerConfig, ConfigError> {
+        let d = ServerConfig::default();
+        let max_header_bytes = match self.max_header_bytes {
+            None => d.max_header_bytes,
+            Some(Size(n)) => usize::try_from(n)
+                .ok()
+                .filter(|n| (MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(n))
+                .ok_or_else(|| {
+                    invalid(
+                        "server.max_header_bytes",
+                        format!("must be between {MIN_HEADER_BYTES} (8KiB) and {MAX_HEADER_BYTES} (1MiB)"),
+                    )
+                })?,
+        };
+        Ok(ServerConfig {
+            header_read_timeout: nonzero(
+                "server.header_read_timeout",
+                self.header_read_timeout,
+                d.header_read_timeout,
+            )?,
+            max_header_bytes,
+            // Zero is meaningful here: close in-flight requests at once.
+            shutdown_grace: self.shutdown_grace.map_or(d.shutdown_grace, |v| v.0),
+            keep_alive_idle: nonzero(
+                "server.keep_alive_idle",
+                self.keep_alive_idle,
+                d.keep_alive_idle,
+            )?,
+        })
+    }
+}
+
+impl RawUpstream {
+    fn validate(self) -> Result<UpstreamConfig, ConfigError> {
+        let url = self
+            .url
+            .ok_or_else(|| invalid("upstream.url", "required"))?;
+        let d = upstream_defaults(BaseUrl::parse(&url).map_err(|m| invalid("upstream.url", m))?);
+        let rewrite_bases = self
+            .rewrite_bases
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                BaseUrl::parse(s).map_err(|m| invalid(format!("upstream.rewrite_bases[{i}]"), m))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(UpstreamConfig {
+            connect_timeout: nonzero(
+                "upstream.connect_timeout",
+                self.connect_timeout,
+                d.connect_timeout,
+            )?,
+            response_timeout: nonzero(
+                "upstream.response_timeout",
+                self.response_timeout,
+                d.response_timeout,
+            )?,
+            pool_idle_timeout: nonzero(
+                "upstream.pool_idle_timeout",
+                self.pool_idle_timeout,
+                d.pool_idle_timeout,
+            )?,
+            pool_max_idle_per_host: self
+                .pool_max_idle_per_host
+                .unwrap_or(d.pool_max_idle_per_host),
+            rewrite_bases,
+            url: d.url,
+        })
+    }
+}
+
+impl RawCache {
+    fn validate(self) -> Result<CacheConfig, ConfigError> {
+        let d = CacheConfig::default();
+        let max_bytes = self.max_bytes.map_or(d.max_bytes, |v| v.0);
+        let max_entry_bytes = match self.max_entry_bytes {
+            Some(Size(n)) if max_bytes > 0 && n > max_bytes => {
+                return Err(invalid(
+                    "cache.max_entry_bytes",
+                    format!("must not exceed cache.max_bytes ({max_bytes})"),
+                ))
+            }
+            Some(Size(n)) => n,
+            // Unset: follow a cache smaller than the default entry limit down, rather than fail
+            // on a key the operator never wrote.
+            None if max_bytes > 0 => d.max_entry_bytes.min(max_bytes),
+            None => d.max_entry_bytes,
+        };
+        Ok(CacheConfig {
+            max_bytes,
+            // Zero would make every entry stale on insert; `max_bytes = 0` is the way to disable.
+            ttl: nonzero("cache.ttl", self.ttl, d.ttl)?,
+            max_entry_bytes,
+        })
+    }
+}
+
+impl RawStorage {
+    fn validate(self) -> Result<StorageConfig, ConfigError> {
+        let d = StorageConfig::default();
+        let url = match self.url {
+            None => d.url,
+            Some(url) => {
+                check_storage_url(&url).map_err(|m| invalid("storage.url", m))?;
+                url
+            }
+        };
+        let template = |key: &str, value: Option<String>, default: KeyTemplate| match value {
+            None => Ok(default),
+            Some(s) => KeyTemplate::parse(&s).map_err(|m| invalid(key, m)),
+        };
+        Ok(StorageConfig {
+            url,
+            archive_key: template("storage.archive_key", self.archive_key, d.archive_key)?,
+            trace_key: template("storage.trace_key", self.trace_key, d.trace_key)?,
+        })
+    }
+}
+
+fn nonzero(key: &str, value: Option<Dur>, default: Duration) -> Result<Duration, ConfigError> {
+    match value {
+        Some(Dur(d)) if d.is_zero() => Err(invalid(key, "must be greater than zero")),
+        Some(Dur(d)) => Ok(d),
+        None => Ok(default),
+    }
+}
+
+/// Checks only the scheme and that something follows it; the storage layer parses the rest.
+fn check_storage_url(url: &str) -> Result<(), String> {
+    let expected = || {
+        format!(
+            "must be a URL with scheme {}, e.g. file:///var/lib/artifacts or s3://bucket/prefix",
+            STORAGE_SCHEMES.join(", ")
+        )
+    };
+    let (scheme, rest) = url.split_once("://").ok_or_else(expected)?;
+    if !STORAGE_SCHEMES
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(scheme))
+    {
+        return Err(expected());
+    }
+    if rest.is_empty() || url.contains(char::is_whitespace) {
+        return Err(expected());
+    }
+    if scheme.eq_ignore_ascii_case("file") && !rest.starts_with('/') {
+        return Err("a file URL needs an absolute path: file:///path/to/dir".to_owned());
+    }
+    Ok(())
+}

@@ -1,0 +1,415 @@
+//! End-to-end tests of loading: TOML text and environment through to a validated `Config`.
+
+use super::*;
+
+const MINIMAL: &str = "[upstream]\nurl = \"http://127.0.0.1:3000\"\n";
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text, Vec::new())
+}
+
+fn load_env(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    Config::from_toml(text, env.collect::<Vec<_>>())
+}
+
+/// The error text for `text`, which must fail.
+fn error(text: &str) -> String {
+    load(text)
+        .expect_err("config should be rejected")
+        .to_string()
+}
+
+fn error_env(text: &str, env: &[(&str, &str)]) -> String {
+    load_env(text, env)
+        .expect_err("config should be rejected")
+        .to_string()
+}
+
+fn base(s: &str) -> BaseUrl {
+    BaseUrl::parse(s).unwrap()
+}
+
+#[test]
+fn defaults_fill_everything_but_the_upstream_url() {
+    let c = load(MINIMAL).unwrap();
+    assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(c.public_url, None);
+    assert_eq!(c.log.format, LogFormat::Human);
+    assert_eq!(c.log.filter, "info");
+    assert_eq!(c.server.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(c.server.max_header_bytes, 16384);
+    assert_eq!(c.server.shutdown_grace, Duration::from_secs(30));
+    assert_eq!(c.server.keep_alive_idle, Duration::from_secs(75));
+    assert_eq!(c.upstream.url.as_str(), "http://127.0.0.1:3000");
+    assert_eq!(c.upstream.connect_timeout, Duration::from_secs(5));
+    assert_eq!(c.upstream.response_timeout, Duration::from_secs(30));
+    assert_eq!(c.upstream.pool_idle_timeout, Duration::from_secs(90));
+    assert_eq!(c.upstream.pool_max_idle_per_host, 64);
+    assert!(c.upstream.rewrite_bases.is_empty());
+    assert_eq!(c.cache.max_bytes, 64 * 1024 * 1024);
+    assert_eq!(c.cache.ttl, Duration::from_secs(30));
+    assert_eq!(c.cache.max_entry_bytes, 1024 * 1024);
+    assert_eq!(c.storage.url, "file:///var/lib/artifacts");
+    assert_eq!(c.storage.archive_key.render(7, 42), "7/42/artifacts.zip");
+    assert_eq!(c.storage.trace_key.render(7, 42), "7/42/job.log");
+}
+
+#[test]
+fn with_defaults_matches_a_minimal_file() {
+    let built = Config::with_defaults(base("http://127.0.0.1:3000"), DEFAULT_STORAGE_URL.into());
+    assert_eq!(
+        format!("{built:?}"),
+        format!("{:?}", load(MINIMAL).unwrap())
+    );
+}
+
+#[test]
+fn example_file_parses_and_states_the_defaults() {
+    let example = include_str!("../../config/gateway.example.toml");
+    let c = load(example).unwrap();
+    let built = Config::with_defaults(base("http://127.0.0.1:3000"), DEFAULT_STORAGE_URL.into());
+    assert_eq!(format!("{c:?}"), format!("{built:?}"));
+    // `public_url` has no default, so the example shows it commented out.
+    let uncommented = example.replace("# public_url", "public_url");
+    let c = load(&uncommented).unwrap();
+    assert_eq!(c.public_url.unwrap().as_str(), "https://gitlab.example.com");
+}
+
+#[test]
+fn full_file() {
+    let c = load(
+        r#"
+        listen = "0.0.0.0:9000"
+        public_url = "https://gitlab.example.com/"
+        [log]
+        format = "json"
+        filter = "artifact_gateway=debug"
+        [server]
+        header_read_timeout = "500ms"
+        max_header_bytes = "32KiB"
+        shutdown_grace = 0
+        keep_alive_idle = "2m"
+        [upstream]
+        url = "https://jobs.internal/gitlab/"
+        connect_timeout = 2
+        response_timeout = "1m"
+        pool_idle_timeout = "1h"
+        pool_max_idle_per_host = 8
+        rewrite_bases = ["https://gitlab.example.com", "http://gitlab:8080/"]
+        [cache]
+        max_bytes = 1048576
+        ttl = "5s"
+        max_entry_bytes = "64 KiB"
+        [storage]
+        url = "s3://artifacts/ci"
+        archive_key = "p{project_id}/j{job_id}.zip"
+        trace_key = "logs/{job_id}.log"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(c.listen, "0.0.0.0:9000".parse().unwrap());
+    assert_eq!(c.public_url.unwrap().as_str(), "https://gitlab.example.com");
+    assert_eq!(c.log.format, LogFormat::Json);
+    assert_eq!(c.log.filter, "artifact_gateway=debug");
+    assert_eq!(c.server.header_read_timeout, Duration::from_millis(500));
+    assert_eq!(c.server.max_header_bytes, 32 * 1024);
+    assert_eq!(c.server.shutdown_grace, Duration::ZERO);
+    assert_eq!(c.server.keep_alive_idle, Duration::from_secs(120));
+    let up = &c.upstream;
+    assert_eq!(up.url.as_str(), "https://jobs.internal/gitlab");
+    assert_eq!(up.url.path_prefix(), "/gitlab");
+    assert_eq!(up.connect_timeout, Duration::from_secs(2));
+    assert_eq!(up.response_timeout, Duration::from_secs(60));
+    assert_eq!(up.pool_idle_timeout, Duration::from_secs(3600));
+    assert_eq!(up.pool_max_idle_per_host, 8);
+    assert_eq!(
+        up.rewrite_bases,
+        [
+            base("https://gitlab.example.com"),
+            base("http://gitlab:8080")
+        ]
+    );
+    assert_eq!(c.cache.max_bytes, 1 << 20);
+    assert_eq!(c.cache.ttl, Duration::from_secs(5));
+    assert_eq!(c.cache.max_entry_bytes, 64 * 1024);
+    assert_eq!(c.storage.url, "s3://artifacts/ci");
+    assert_eq!(c.storage.archive_key.render(3, 9), "p3/j9.zip");
+    assert_eq!(c.storage.trace_key.render(3, 9), "logs/9.log");
+}
+
+#[test]
+fn syntax_error_keeps_line_and_column() {
+    let err = load("listen = \n").unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::Syntax(m) if m.contains("line 1")),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_top_level_key_is_named() {
+    let err = error(&format!("listn = \"0.0.0.0:1\"\n{MINIMAL}"));
+    assert!(err.starts_with("listn: unknown key"), "{err}");
+    let err = error(&format!("{MINIMAL}[upstrem]\nurl = \"http://x\"\n"));
+    assert!(err.starts_with("upstrem: unknown key"), "{err}");
+}
+
+#[test]
+fn unknown_nested_key_is_named_with_its_section() {
+    let err = error("[upstream]\nurl = \"http://x\"\ntimeuot = \"5s\"\n");
+    assert!(err.starts_with("upstream.timeuot: unknown key"), "{err}");
+    assert!(
+        err.contains("connect_timeout"),
+        "lists the known keys: {err}"
+    );
+}
+
+#[test]
+fn wrong_type_is_named() {
+    let err = error(&format!("listen = 8080\n{MINIMAL}"));
+    assert!(
+        err.starts_with("listen: invalid type: integer `8080`"),
+        "{err}"
+    );
+    let err = error(&format!("{MINIMAL}pool_max_idle_per_host = \"many\"\n"));
+    assert!(
+        err.starts_with("upstream.pool_max_idle_per_host: invalid type"),
+        "{err}"
+    );
+    let err = error(&format!("{MINIMAL}rewrite_bases = \"https://a\"\n"));
+    assert!(
+        err.starts_with("upstream.rewrite_bases: invalid type"),
+        "{err}"
+    );
+    let err = error(&format!("{MINIMAL}[cache]\nttl = 1.5\n"));
+    assert!(
+        err.starts_with("cache.ttl: invalid type: floating point"),
+        "{err}"
+    );
+    let err = error(&format!("{MINIMAL}[cache]\nmax_bytes = -1\n"));
+    assert_eq!(err, "cache.max_bytes: must not be negative");
+    let err = error(&format!("server = 1\n{MINIMAL}"));
+    assert!(err.starts_with("server: invalid type"), "{err}");
+}
+
+#[test]
+fn bad_duration_is_named() {
+    let err = error(&format!("{MINIMAL}connect_timeout = \"5 sec\"\n"));
+    assert!(
+        err.starts_with("upstream.connect_timeout: invalid duration \"5 sec\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_size_is_named() {
+    let err = error(&format!("{MINIMAL}[cache]\nmax_bytes = \"64MB\"\n"));
+    assert!(
+        err.starts_with("cache.max_bytes: invalid size \"64MB\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_urls_are_named() {
+    assert_eq!(
+        error("[upstream]\nurl = \"127.0.0.1:3000\"\n"),
+        "upstream.url: must be an absolute http:// or https:// URL"
+    );
+    let err = error(&format!(
+        "{MINIMAL}rewrite_bases = [\"https://a\", \"ftp://b\"]\n"
+    ));
+    assert!(
+        err.starts_with("upstream.rewrite_bases[1]: must be"),
+        "{err}"
+    );
+    let err = error(&format!("public_url = \"https://h/?x=1\"\n{MINIMAL}"));
+    assert_eq!(err, "public_url: must not have a query or fragment");
+    let err = error(&format!("{MINIMAL}[storage]\nurl = \"ftp://host/dir\"\n"));
+    assert!(
+        err.starts_with("storage.url: must be a URL with scheme file, s3"),
+        "{err}"
+    );
+    let err = error(&format!("listen = \"localhost\"\n{MINIMAL}"));
+    assert!(err.starts_with("listen: not a socket address"), "{err}");
+}
+
+#[test]
+fn bad_template_placeholder_is_named() {
+    let err = error(&format!(
+        "{MINIMAL}[storage]\narchive_key = \"{{project}}/{{job_id}}.zip\"\n"
+    ));
+    assert!(
+        err.starts_with("storage.archive_key: unknown placeholder {project}"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_upstream_url_is_named() {
+    assert_eq!(error(""), "upstream.url: required");
+    assert_eq!(
+        error("[upstream]\nconnect_timeout = \"1s\"\n"),
+        "upstream.url: required"
+    );
+}
+
+#[test]
+fn range_checks_are_named() {
+    let err = error(&format!("{MINIMAL}response_timeout = \"0s\"\n"));
+    assert_eq!(err, "upstream.response_timeout: must be greater than zero");
+    let err = error(&format!("{MINIMAL}[server]\nmax_header_bytes = 4096\n"));
+    assert!(
+        err.starts_with("server.max_header_bytes: must be between 8192"),
+        "{err}"
+    );
+    let err = error(&format!(
+        "{MINIMAL}[cache]\nmax_bytes = \"1MiB\"\nmax_entry_bytes = \"2MiB\"\n"
+    ));
+    assert_eq!(
+        err,
+        "cache.max_entry_bytes: must not exceed cache.max_bytes (1048576)"
+    );
+    let err = error(&format!("{MINIMAL}[log]\nformat = \"xml\"\n"));
+    assert_eq!(err, "log.format: must be \"human\" or \"json\"");
+}
+
+#[test]
+fn unset_entry_limit_follows_a_small_cache_down() {
+    let c = load(&format!("{MINIMAL}[cache]\nmax_bytes = \"512KiB\"\n")).unwrap();
+    assert_eq!(c.cache.max_entry_bytes, 512 * 1024);
+    let c = load(&format!(
+        "{MINIMAL}[cache]\nmax_bytes = 0\nmax_entry_bytes = \"8MiB\"\n"
+    ))
+    .unwrap();
+    assert_eq!((c.cache.max_bytes, c.cache.max_entry_bytes), (0, 8 << 20));
+}
+
+#[test]
+fn env_overrides_a_top_level_key() {
+    let c = load_env(MINIMAL, &[("ARTIFACT_GATEWAY_LISTEN", "0.0.0.0:80")]).unwrap();
+    assert_eq!(c.listen, "0.0.0.0:80".parse().unwrap());
+}
+
+#[test]
+fn env_overrides_a_nested_string_without_a_file_entry() {
+    let c = load_env(
+        "",
+        &[("ARTIFACT_GATEWAY_UPSTREAM__URL", "http://jobs:3000")],
+    )
+    .unwrap();
+    assert_eq!(c.upstream.url.authority(), "jobs:3000");
+    let c = load_env(
+        MINIMAL,
+        &[("ARTIFACT_GATEWAY_storage__archive_KEY", "{job_id}.zip")],
+    )
+    .unwrap();
+    assert_eq!(c.storage.archive_key.as_str(), "{job_id}.zip");
+}
+
+#[test]
+fn env_overrides_a_nested_integer_and_wins_over_the_file() {
+    let text = format!("{MINIMAL}[cache]\nmax_bytes = \"64MiB\"\n");
+    let c = load_env(&text, &[("ARTIFACT_GATEWAY_CACHE__MAX_BYTES", "1048576")]).unwrap();
+    assert_eq!(c.cache.max_bytes, 1 << 20);
+    let c = load_env(MINIMAL, &[("ARTIFACT_GATEWAY_CACHE__TTL", "90")]).unwrap();
+    assert_eq!(c.cache.ttl, Duration::from_secs(90));
+}
+
+#[test]
+fn env_overrides_an_array() {
+    let env = [(
+        "ARTIFACT_GATEWAY_UPSTREAM__REWRITE_BASES",
+        r#"["https://a", "http://b/x"]"#,
+    )];
+    let c = load_env(MINIMAL, &env).unwrap();
+    assert_eq!(
+        c.upstream.rewrite_bases,
+        [base("https://a"), base("http://b/x")]
+    );
+    let err = error_env(
+        MINIMAL,
+        &[("ARTIFACT_GATEWAY_UPSTREAM__REWRITE_BASES", "[https://a]")],
+    );
+    assert!(
+        err.starts_with("ARTIFACT_GATEWAY_UPSTREAM__REWRITE_BASES: not a TOML array"),
+        "{err}"
+    );
+}
+
+#[test]
+fn env_naming_an_unknown_key_is_an_error_naming_the_variable() {
+    let err = error_env(MINIMAL, &[("ARTIFACT_GATEWAY_UPSTREM__URL", "http://x")]);
+    assert_eq!(
+        err,
+        "ARTIFACT_GATEWAY_UPSTREM__URL: unknown key upstrem.url"
+    );
+    let err = error_env(MINIMAL, &[("ARTIFACT_GATEWAY_UPSTREAM__TIMEOUT", "5s")]);
+    assert_eq!(
+        err,
+        "ARTIFACT_GATEWAY_UPSTREAM__TIMEOUT: unknown key upstream.timeout"
+    );
+    let err = error_env(MINIMAL, &[("ARTIFACT_GATEWAY_CACHE_TTL", "5s")]);
+    assert_eq!(err, "ARTIFACT_GATEWAY_CACHE_TTL: unknown key cache_ttl");
+    let err = error_env(MINIMAL, &[("ARTIFACT_GATEWAY_LISTEN__PORT", "1")]);
+    assert_eq!(
+        err,
+        "ARTIFACT_GATEWAY_LISTEN__PORT: unknown key listen.port"
+    );
+    let text = format!("listen = \"0.0.0.0:1\"\n{MINIMAL}");
+    let err = error_env(&text, &[("ARTIFACT_GATEWAY_LISTEN__PORT", "1")]);
+    assert_eq!(
+        err,
+        "ARTIFACT_GATEWAY_LISTEN__PORT: cannot set listen.port: listen is not a section"
+    );
+    let err = error_env(MINIMAL, &[("ARTIFACT_GATEWAY_", "1")]);
+    assert!(
+        err.starts_with("ARTIFACT_GATEWAY_: not a configuration key"),
+        "{err}"
+    );
+}
+
+#[test]
+fn env_errors_name_the_variable_that_set_the_value() {
+    let err = error_env(MINIMAL, &[("ARTIFACT_GATEWAY_CACHE__TTL", "soon")]);
+    assert!(err.starts_with("cache.ttl: invalid duration"), "{err}");
+    assert!(
+        err.ends_with("(set by ARTIFACT_GATEWAY_CACHE__TTL)"),
+        "{err}"
+    );
+    let err = error_env(MINIMAL, &[("ARTIFACT_GATEWAY_UPSTREAM", "x")]);
+    assert!(
+        err.starts_with("ARTIFACT_GATEWAY_UPSTREAM: upstream is a section"),
+        "{err}"
+    );
+    let env = [
+        ("ARTIFACT_GATEWAY_LISTEN", "0.0.0.0:1"),
+        ("ARTIFACT_GATEWAY_listen", "0.0.0.0:2"),
+    ];
+    let err = error_env(MINIMAL, &env);
+    assert_eq!(
+        err,
+        "ARTIFACT_GATEWAY_listen: listen is also set by ARTIFACT_GATEWAY_LISTEN"
+    );
+}
+
+#[test]
+fn env_without_the_prefix_is_ignored() {
+    let env = [
+        ("PATH", "/bin"),
+        ("artifact_gateway_listen", "nonsense"),
+        ("ARTIFACT_GATEWAYLISTEN", "x"),
+    ];
+    assert!(load_env(MINIMAL, &env).is_ok());
+}
+
+#[test]
+fn load_reports_the_unreadable_path() {
+    let path = Path::new("/nonexistent/artifact-gateway.toml");
+    let err = Config::load(path).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+    assert!(err
+        .to_string()
+        .starts_with("cannot read /nonexistent/artifact-gateway.toml: "));
+}
