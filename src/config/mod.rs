@@ -72,13 +72,13 @@ pub struct LogConfig {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Time a client has to send the complete request head (slowloris bound).
+    /// Also closes idle HTTP/1.1 keep-alive connections: hyper runs this timer while it
+    /// waits for the next request head.
     pub header_read_timeout: Duration,
-    /// Largest request head accepted; also hyper's per-connection read buffer limit.
+    /// Largest request head accepted (431 past it); hyper refuses at twice this by itself.
     pub max_header_bytes: usize,
     /// On shutdown, how long in-flight requests may finish before connections are closed.
     pub shutdown_grace: Duration,
-    /// How long an idle keep-alive connection is kept open.
-    pub keep_alive_idle: Duration,
 }
 
 /// `[upstream]`: the GitLab-compatible jobs backend.
@@ -130,7 +130,6 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * KIB as usize,
             shutdown_grace: Duration::from_secs(30),
-            keep_alive_idle: Duration::from_secs(75),
         }
     }
 }

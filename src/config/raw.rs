@@ -48,7 +48,6 @@ struct RawServer {
     header_read_timeout: Option<Dur>,
     max_header_bytes: Option<Size>,
     shutdown_grace: Option<Dur>,
-    keep_alive_idle: Option<Dur>,
 }
 
 #[derive(Deserialize, Default)]
@@ -147,11 +146,6 @@ impl RawServer {
             max_header_bytes,
             // Zero is meaningful here: close in-flight requests at once.
             shutdown_grace: self.shutdown_grace.map_or(d.shutdown_grace, |v| v.0),
-            keep_alive_idle: nonzero(
-                "server.keep_alive_idle",
-                self.keep_alive_idle,
-                d.keep_alive_idle,
-            )?,
         })
     }
 }

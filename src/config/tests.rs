@@ -40,7 +40,6 @@ fn defaults_fill_everything_but_the_upstream_url() {
     assert_eq!(c.server.header_read_timeout, Duration::from_secs(10));
     assert_eq!(c.server.max_header_bytes, 16384);
     assert_eq!(c.server.shutdown_grace, Duration::from_secs(30));
-    assert_eq!(c.server.keep_alive_idle, Duration::from_secs(75));
     assert_eq!(c.upstream.url.as_str(), "http://127.0.0.1:3000");
     assert_eq!(c.upstream.connect_timeout, Duration::from_secs(5));
     assert_eq!(c.upstream.response_timeout, Duration::from_secs(30));
@@ -89,7 +88,6 @@ fn full_file() {
         header_read_timeout = "500ms"
         max_header_bytes = "32KiB"
         shutdown_grace = 0
-        keep_alive_idle = "2m"
         [upstream]
         url = "https://jobs.internal/gitlab/"
         connect_timeout = 2
@@ -115,7 +113,6 @@ fn full_file() {
     assert_eq!(c.server.header_read_timeout, Duration::from_millis(500));
     assert_eq!(c.server.max_header_bytes, 32 * 1024);
     assert_eq!(c.server.shutdown_grace, Duration::ZERO);
-    assert_eq!(c.server.keep_alive_idle, Duration::from_secs(120));
     let up = &c.upstream;
     assert_eq!(up.url.as_str(), "https://jobs.internal/gitlab");
     assert_eq!(up.url.path_prefix(), "/gitlab");
