@@ -114,7 +114,7 @@ fn cache_hit(c: &mut Criterion) {
     // The whole path through a socket: accept, route, fingerprint, cache hit, respond.
     let mut config = Config::with_defaults(
         BaseUrl::parse(&backend.url()).unwrap(),
-        "file:///nonexistent".into(),
+        format!("file://{}", std::env::temp_dir().display()),
     );
     config.listen = "127.0.0.1:0".parse().unwrap();
     let gateway = runtime.block_on(RunningGateway::start(config)).unwrap();

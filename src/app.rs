@@ -15,7 +15,10 @@ use crate::config::Config;
 use crate::context::RequestContext;
 use crate::error::GatewayError;
 use crate::routes::{self, Route};
+use crate::serve::Outcome;
+use crate::storage::Storage;
 use crate::upstream::cache::{self, CacheKey, MetadataCache, Scope};
+use crate::upstream::jobs::RefCache;
 use crate::upstream::Upstream;
 
 /// What the listener knows about the connection a request came on.
@@ -31,13 +34,24 @@ pub struct AppState {
     pub config: Config,
     pub upstream: Upstream,
     pub cache: MetadataCache,
+    pub storage: Storage,
+    pub refs: RefCache,
 }
 
 impl AppState {
-    pub fn new(config: Config) -> Self {
+    /// State for a configuration, with the storage it names.
+    pub fn new(config: Config) -> Result<Self, String> {
+        let storage = Storage::from_config(&config.storage)?;
+        Ok(Self::with_storage(config, storage))
+    }
+
+    /// State with a given storage (tests wrap stores to count or break reads).
+    pub fn with_storage(config: Config, storage: Storage) -> Self {
         Self {
             upstream: Upstream::new(&config.upstream),
             cache: MetadataCache::new(&config.cache),
+            refs: RefCache::new(config.artifacts.by_ref_ttl),
+            storage,
             config,
         }
     }
@@ -53,6 +67,7 @@ impl AppState {
             path = %path,
             query = query.as_deref().unwrap_or(""),
             route = tracing::field::Empty,
+            job_id = tracing::field::Empty,
             peer = %conn.peer.ip(),
         );
         let response = async {
@@ -130,6 +145,26 @@ impl AppState {
             } => {
                 let (project, job_id) = (project.clone(), *job_id);
                 self.mutate(request, &ctx, &project, job_id).await
+            }
+            Route::Archive { project, job_id } => {
+                let (parts, _) = request.into_parts();
+                self.serve_archive(&parts, &ctx, project, *job_id).await
+            }
+            Route::ArchiveByRef {
+                project,
+                ref_name,
+                job,
+            } => {
+                let (parts, _) = request.into_parts();
+                self.serve_archive_by_ref(&parts, &ctx, project, ref_name, job)
+                    .await
+            }
+            Route::Trace { project, job_id } => {
+                let (parts, body) = request.into_parts();
+                match self.serve_trace(&parts, &ctx, project, *job_id).await? {
+                    Outcome::Response(response) => Ok(response),
+                    Outcome::Forward => self.forward(Request::from_parts(parts, body), &ctx).await,
+                }
             }
             _ => self.forward(request, &ctx).await,
         }

@@ -35,6 +35,14 @@ pub enum GatewayError {
     /// The jobs backend did not answer within its configured timeout.
     #[error("upstream timed out")]
     UpstreamTimeout,
+    /// The requested range starts past the end of an object of this size.
+    #[error("range not satisfiable")]
+    RangeNotSatisfiable { size: u64 },
+    /// Object storage failed or refused before the response started.
+    #[error("storage unavailable: {0}")]
+    StorageUnavailable(String),
+    #[error("storage timed out: {0}")]
+    StorageTimeout(String),
     /// A bug or an impossible state on our side.
     #[error("internal error: {0}")]
     Internal(String),
@@ -49,8 +57,9 @@ impl GatewayError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
-            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            Self::UpstreamUnavailable(_) | Self::StorageUnavailable(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout | Self::StorageTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -82,7 +91,29 @@ impl GatewayError {
         } else {
             tracing::debug!(error = %self, status = status.as_u16(), "request refused");
         }
-        json_response(status, &self.body())
+        let mut response = json_response(status, &self.body());
+        if let Self::RangeNotSatisfiable { size } = self {
+            if let Ok(value) = HeaderValue::from_str(&crate::http::range::unsatisfied(size)) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+        }
+        response
+    }
+}
+
+impl From<crate::storage::StorageError> for GatewayError {
+    fn from(error: crate::storage::StorageError) -> Self {
+        use crate::storage::StorageError as S;
+        match error {
+            S::NotFound => Self::NotFound("404 Not Found"),
+            S::RangeNotSatisfiable { size } => Self::RangeNotSatisfiable { size },
+            S::Timeout(text) => Self::StorageTimeout(text),
+            // A changed object is retried by the zip reader; here it is just unavailable.
+            S::PreconditionFailed => {
+                Self::StorageUnavailable("object changed while reading".into())
+            }
+            S::Unavailable(text) => Self::StorageUnavailable(text),
+        }
     }
 }
 
@@ -153,6 +184,21 @@ mod tests {
                 serde_json::json!({"message": "504 Gateway Timeout"}),
             ),
             (
+                GatewayError::RangeNotSatisfiable { size: 10 },
+                416,
+                serde_json::json!({"message": "416 Range Not Satisfiable"}),
+            ),
+            (
+                GatewayError::StorageUnavailable("refused".into()),
+                502,
+                serde_json::json!({"message": "502 Bad Gateway"}),
+            ),
+            (
+                GatewayError::StorageTimeout("slow".into()),
+                504,
+                serde_json::json!({"message": "504 Gateway Timeout"}),
+            ),
+            (
                 GatewayError::Internal("bug".into()),
                 500,
                 serde_json::json!({"message": "500 Internal Server Error"}),
@@ -162,6 +208,12 @@ mod tests {
             assert_eq!(error.status().as_u16(), status, "{error:?}");
             assert_eq!(error.body(), body, "{error:?}");
         }
+    }
+
+    #[test]
+    fn a_416_says_the_size() {
+        let response = GatewayError::RangeNotSatisfiable { size: 1234 }.into_response();
+        assert_eq!(response.headers()[header::CONTENT_RANGE], "bytes */1234");
     }
 
     #[tokio::test]

@@ -9,6 +9,11 @@
 //! - [`auth`]: the caller's credentials → cache fingerprint, upstream headers, log redaction.
 //! - [`upstream`]: the jobs backend: pooled streaming client ([`upstream::headers`] for
 //!   header rewriting) and the per-caller metadata cache ([`upstream::cache`]).
+//! - [`serve`]: endpoints answered from storage (archive, by ref, job log), after asking
+//!   the backend for the job as the caller ([`upstream::jobs`]); [`serve::object`] streams
+//!   an object with ranges and conditional requests ([`http`]).
+//! - [`storage`]: object storage via `object_store`: keys, ranged reads, large-chunk local
+//!   reads, failure mapping.
 //! - [`error`]: the per-request error type and its mapping to status + GitLab JSON.
 //! - [`body`]: the body type handlers return and the access-log body wrapper.
 //! - [`context`]: what is known about a request once it is named.
@@ -18,7 +23,8 @@
 //!   and the tests.
 //!
 //! A request enters at [`server`], is named by [`routes`] in [`app`], and is either
-//! forwarded by [`upstream`] (through its cache for job metadata) or served by the gateway.
+//! forwarded by [`upstream`] (through its cache for job metadata) or authorised through
+//! [`upstream::jobs`], located in [`storage`] and streamed by [`serve`].
 
 pub mod app;
 pub mod auth;
@@ -27,7 +33,10 @@ pub mod config;
 pub mod context;
 pub mod demo;
 pub mod error;
+pub mod http;
 pub mod routes;
 pub mod sample_backend;
+pub mod serve;
 pub mod server;
+pub mod storage;
 pub mod upstream;

@@ -58,7 +58,7 @@ async fn run(args: Args) -> Result<(), String> {
     init_logging(config.log.format, &config.log.filter);
     let gateway = RunningGateway::start(config.clone())
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        .map_err(|e| format!("cannot start on {}: {e}", config.listen))?;
     if let Some(demo) = &demo {
         println!("{}", demo.instructions(gateway.addr()));
     }

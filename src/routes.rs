@@ -42,6 +42,26 @@ impl fmt::Display for ProjectRef {
     }
 }
 
+/// Characters kept raw in a project path segment: GitLab's own encoding leaves only
+/// unreserved characters unescaped (`group%2Fsub%2Fproject`).
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+impl ProjectRef {
+    /// The project as one URL path segment, for requests the gateway makes upstream.
+    pub fn to_path_segment(&self) -> String {
+        match self {
+            ProjectRef::Id(id) => id.to_string(),
+            ProjectRef::Path(path) => {
+                percent_encoding::utf8_percent_encode(path, SEGMENT).to_string()
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobAction {
     Cancel,

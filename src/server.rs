@@ -33,8 +33,14 @@ pub struct RunningGateway {
 impl RunningGateway {
     /// Bind `config.listen` and start serving in a background task.
     pub async fn start(config: Config) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(config.listen).await?;
-        Ok(Self::start_on(listener, Arc::new(AppState::new(config))))
+        let state = AppState::new(config).map_err(std::io::Error::other)?;
+        Self::start_with(state).await
+    }
+
+    /// Bind `state.config.listen` and serve the given state.
+    pub async fn start_with(state: AppState) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(state.config.listen).await?;
+        Ok(Self::start_on(listener, Arc::new(state)))
     }
 
     pub fn start_on(listener: TcpListener, state: Arc<AppState>) -> Self {

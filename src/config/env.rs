@@ -1,5 +1,10 @@
 //! Environment overrides: `ARTIFACT_GATEWAY_*` variables, overlaid onto the parsed TOML table
 //! before deserialization, and remembered so that errors can name the variable.
+//!
+//! Any key, at any depth, can be set: `__` separates the segments of its dotted name, so
+//! `ARTIFACT_GATEWAY_STORAGE__OPTIONS__GOOGLE_SERVICE_ACCOUNT` sets
+//! `storage.options.google_service_account` (names are lowercased, so a key with uppercase
+//! letters or a double underscore cannot be set this way).
 
 use super::error::{invalid, ConfigError};
 
@@ -12,6 +17,9 @@ const ENV_SECTION_SEPARATOR: &str = "__";
 struct Override {
     var: String,
     key: String,
+    /// The variable's text, while its value is the number or bool it parsed as: should that
+    /// type be wrong for the key, the value is retried as this string (a secret `12345678`).
+    verbatim: Option<String>,
 }
 
 /// The keys set from the environment, remembered so errors can name the variable, not a key the
@@ -50,10 +58,44 @@ impl EnvOverrides {
             if let Some(other) = overrides.iter().find(|o| o.key == key) {
                 return Err(invalid(var, format!("{key} is also set by {}", other.var)));
             }
-            insert(table, &segments, env_value(&var, &value)?).map_err(|m| invalid(&var, m))?;
-            overrides.push(Override { var, key });
+            let typed = env_value(&var, &value)?;
+            let verbatim = (!typed.is_str() && !typed.is_array()).then_some(value);
+            insert(table, &segments, typed).map_err(|m| invalid(&var, m))?;
+            overrides.push(Override { var, key, verbatim });
         }
         Ok(EnvOverrides(overrides))
+    }
+
+    /// Deserializes `table` with the overrides in it. When a key set from the environment has
+    /// the wrong type, because its value was read as a number or bool, that value is retried
+    /// as the string the variable holds, so string keys take any text.
+    pub(super) fn deserialize<T: serde::de::DeserializeOwned>(
+        &mut self,
+        mut table: toml::Table,
+    ) -> Result<T, ConfigError> {
+        loop {
+            let err = match serde_path_to_error::deserialize(table.clone()) {
+                Ok(value) => return Ok(value),
+                Err(err) => err,
+            };
+            let path = err.path().to_string();
+            let retry = match self.0.iter_mut().find(|o| o.key == path) {
+                Some(o) if err.inner().message().starts_with("invalid type") => {
+                    o.verbatim.take().map(|text| {
+                        (
+                            o.key.split('.').map(str::to_owned).collect::<Vec<_>>(),
+                            text,
+                        )
+                    })
+                }
+                _ => None,
+            };
+            let Some((segments, text)) = retry else {
+                return Err(self.deserialize_error(err));
+            };
+            insert(&mut table, &segments, toml::Value::String(text))
+                .expect("the key was set before");
+        }
     }
 
     /// The override that set `key`, a value inside it, or a key inside section `key`.
@@ -81,10 +123,7 @@ impl EnvOverrides {
 
     /// Turns a deserialization error into one naming the full dotted key. serde reports an
     /// unknown field at the path of its table, so the field name is appended here.
-    pub(super) fn deserialize_error(
-        &self,
-        err: serde_path_to_error::Error<toml::de::Error>,
-    ) -> ConfigError {
+    fn deserialize_error(&self, err: serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
         let path = err.path().to_string();
         let message = err.inner().message();
         let Some((field, expected)) = message

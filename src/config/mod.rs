@@ -13,7 +13,10 @@
 //!
 //! Layout: this module holds the typed [`Config`] and its defaults; `raw` the serde tree and its
 //! validation, `env` the environment overrides, `values` the value types (durations, sizes,
-//! [`KeyTemplate`], [`BaseUrl`]), and `error` the [`ConfigError`] they all return.
+//! [`KeyTemplate`], [`BaseUrl`], [`Secret`]), and `error` the [`ConfigError`] they all return.
+//!
+//! Secrets: credentials are [`Secret`]s (and `storage.options` values are printed redacted), so
+//! `{:?}` of a `Config` shows none of them, and no error message quotes a value of theirs.
 
 mod env;
 mod error;
@@ -23,12 +26,14 @@ mod values;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
 use std::time::Duration;
 
 pub use error::ConfigError;
-pub use values::{BaseUrl, KeyTemplate};
+pub use values::{BaseUrl, KeyTemplate, Secret};
 
 use env::EnvOverrides;
 use raw::RawConfig;
@@ -51,6 +56,7 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     pub cache: CacheConfig,
     pub storage: StorageConfig,
+    pub artifacts: ArtifactsConfig,
 }
 
 /// Log output format (`[log] format`).
@@ -105,14 +111,54 @@ pub struct CacheConfig {
     pub max_entry_bytes: u64,
 }
 
-/// `[storage]`: where artifact archives and job logs live.
-#[derive(Debug, Clone)]
+/// `[storage]`: where artifact archives and job logs live, and how to reach them.
+///
+/// `Debug` prints the secrets and the values of `options` as `[REDACTED]`.
+#[derive(Clone)]
 pub struct StorageConfig {
-    /// Object store URL: `file:///dir`, `s3://bucket/prefix`, `gs://…`, `az://…`, `abfs://…`,
-    /// `http(s)://…`. Only the scheme is checked here; the storage layer parses the rest.
+    /// Object store URL: `file:///dir`, `s3://bucket/prefix`, `gs://bucket/…`, `az://container/…`,
+    /// `abfs://…`, `http(s)://…`. Checked here: the scheme, a non-empty bucket/container for
+    /// s3/gs/az/abfs, an absolute path for file; the storage layer parses the rest.
     pub url: String,
     pub archive_key: KeyTemplate,
     pub trace_key: KeyTemplate,
+    /// S3-compatible endpoint, normalized to `http(s)://host[:port]` (no trailing slash);
+    /// `None`: AWS. An `http://` endpoint is only accepted with `allow_http`.
+    pub endpoint: Option<String>,
+    /// `None`: object_store's default (or its environment).
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+    pub session_token: Option<Secret>,
+    /// Permit plain-HTTP connections to storage (required for an `http://` endpoint).
+    pub allow_http: bool,
+    /// `bucket.host/key` requests instead of path-style `host/bucket/key` (MinIO, Garage, Ceph
+    /// want path-style, the default).
+    pub virtual_hosted_style: bool,
+    /// Time to establish a connection to storage.
+    pub connect_timeout: Duration,
+    /// Longest wait for the next bytes from storage; not a whole-request timeout (downloads of
+    /// large archives can take hours).
+    pub read_timeout: Duration,
+    /// Further object_store configuration keys (`google_service_account`,
+    /// `azure_storage_account_name`, …), passed as-is. Keys are as written (lowercase when set
+    /// from the environment); values may be credentials and are never printed.
+    pub options: BTreeMap<String, String>,
+    /// Answer archive downloads with `302` to a presigned URL instead of streaming them.
+    /// Only with an `s3://` url.
+    pub redirect_downloads: bool,
+    /// Validity of a presigned URL; 1s to 7 days (SigV4's limit).
+    pub presign_ttl: Duration,
+}
+
+/// `[artifacts]`: artifact routes served by the gateway itself.
+#[derive(Debug, Clone)]
+pub struct ArtifactsConfig {
+    /// Download-by-ref walks the project's successful jobs newest first, 100 per page, at most
+    /// this many pages (1 to 1000).
+    pub by_ref_max_pages: u32,
+    /// How long a ref + job name → job id resolution is cached, per caller.
+    pub by_ref_ttl: Duration,
 }
 
 impl Default for LogConfig {
@@ -150,6 +196,71 @@ impl Default for StorageConfig {
             url: DEFAULT_STORAGE_URL.to_owned(),
             archive_key: KeyTemplate::parse(DEFAULT_ARCHIVE_KEY).expect("built-in template"),
             trace_key: KeyTemplate::parse(DEFAULT_TRACE_KEY).expect("built-in template"),
+            endpoint: None,
+            region: None,
+            access_key_id: None,
+            secret_access_key: None,
+            session_token: None,
+            allow_http: false,
+            virtual_hosted_style: false,
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(30),
+            options: BTreeMap::new(),
+            redirect_downloads: false,
+            presign_ttl: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+impl fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured, so that a new field cannot be left out of the output unnoticed.
+        let StorageConfig {
+            url,
+            archive_key,
+            trace_key,
+            endpoint,
+            region,
+            access_key_id,
+            secret_access_key,
+            session_token,
+            allow_http,
+            virtual_hosted_style,
+            connect_timeout,
+            read_timeout,
+            options,
+            redirect_downloads,
+            presign_ttl,
+        } = self;
+        // Option values may be credentials (`azure_storage_access_key`, …): keys only.
+        let redacted = Secret::new("");
+        let options: BTreeMap<&str, &Secret> =
+            options.keys().map(|k| (k.as_str(), &redacted)).collect();
+        f.debug_struct("StorageConfig")
+            .field("url", url)
+            .field("archive_key", archive_key)
+            .field("trace_key", trace_key)
+            .field("endpoint", endpoint)
+            .field("region", region)
+            .field("access_key_id", access_key_id)
+            .field("secret_access_key", secret_access_key)
+            .field("session_token", session_token)
+            .field("allow_http", allow_http)
+            .field("virtual_hosted_style", virtual_hosted_style)
+            .field("connect_timeout", connect_timeout)
+            .field("read_timeout", read_timeout)
+            .field("options", &options)
+            .field("redirect_downloads", redirect_downloads)
+            .field("presign_ttl", presign_ttl)
+            .finish()
+    }
+}
+
+impl Default for ArtifactsConfig {
+    fn default() -> Self {
+        ArtifactsConfig {
+            by_ref_max_pages: 10,
+            by_ref_ttl: Duration::from_secs(10),
         }
     }
 }
@@ -174,9 +285,8 @@ impl Config {
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             ConfigError::Syntax(e.to_string().trim_end().to_owned())
         })?;
-        let overrides = EnvOverrides::apply(&mut table, env)?;
-        let raw: RawConfig = serde_path_to_error::deserialize(table)
-            .map_err(|err| overrides.deserialize_error(err))?;
+        let mut overrides = EnvOverrides::apply(&mut table, env)?;
+        let raw: RawConfig = overrides.deserialize(table)?;
         raw.validate().map_err(|err| overrides.attribute(err))
     }
 
@@ -211,6 +321,7 @@ impl Config {
                 url: storage_url,
                 ..StorageConfig::default()
             },
+            artifacts: ArtifactsConfig::default(),
         }
     }
 }

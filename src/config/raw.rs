@@ -6,10 +6,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::error::{invalid, ConfigError};
-use super::values::{BaseUrl, Dur, KeyTemplate, Size, MIB};
+use super::values::{BaseUrl, Dur, KeyTemplate, Secret, Size, StringTable, Text, MIB};
 use super::{
-    upstream_defaults, CacheConfig, Config, LogConfig, LogFormat, ServerConfig, StorageConfig,
-    UpstreamConfig, DEFAULT_LISTEN,
+    upstream_defaults, ArtifactsConfig, CacheConfig, Config, LogConfig, LogFormat, ServerConfig,
+    StorageConfig, UpstreamConfig, DEFAULT_LISTEN,
 };
 
 /// hyper's HTTP/1 `max_buf_size` panics below this, and it bounds the request head we accept.
@@ -17,6 +17,13 @@ const MIN_HEADER_BYTES: usize = 8192;
 /// Upper bound on `server.max_header_bytes`: it is allocated per connection, so it bounds memory.
 const MAX_HEADER_BYTES: usize = MIB as usize;
 const STORAGE_SCHEMES: [&str; 7] = ["file", "s3", "gs", "az", "abfs", "http", "https"];
+/// Schemes whose URL starts with a bucket (container, file system) name: `s3://bucket/prefix`.
+const BUCKET_SCHEMES: [&str; 4] = ["s3", "gs", "az", "abfs"];
+/// Bounds of `storage.presign_ttl`; 7 days is the longest an S3 (SigV4) presigned URL lives.
+const MIN_PRESIGN_TTL: Duration = Duration::from_secs(1);
+const MAX_PRESIGN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Upper bound on `artifacts.by_ref_max_pages`: each page is one upstream request.
+const MAX_BY_REF_PAGES: u32 = 1000;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +40,8 @@ pub(super) struct RawConfig {
     cache: RawCache,
     #[serde(default)]
     storage: RawStorage,
+    #[serde(default)]
+    artifacts: RawArtifacts,
 }
 
 #[derive(Deserialize, Default)]
@@ -75,6 +84,26 @@ struct RawStorage {
     url: Option<String>,
     archive_key: Option<String>,
     trace_key: Option<String>,
+    endpoint: Option<String>,
+    region: Option<String>,
+    access_key_id: Option<String>,
+    // `Text`: a wrong type is reported without echoing the value.
+    secret_access_key: Option<Text>,
+    session_token: Option<Text>,
+    allow_http: Option<bool>,
+    virtual_hosted_style: Option<bool>,
+    connect_timeout: Option<Dur>,
+    read_timeout: Option<Dur>,
+    options: Option<StringTable>,
+    redirect_downloads: Option<bool>,
+    presign_ttl: Option<Dur>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawArtifacts {
+    by_ref_max_pages: Option<u32>,
+    by_ref_ttl: Option<Dur>,
 }
 
 impl RawConfig {
@@ -101,6 +130,7 @@ impl RawConfig {
             upstream: self.upstream.validate()?,
             cache: self.cache.validate()?,
             storage: self.storage.validate()?,
+            artifacts: self.artifacts.validate()?,
         })
     }
 }
@@ -230,10 +260,84 @@ impl RawStorage {
             None => Ok(default),
             Some(s) => KeyTemplate::parse(&s).map_err(|m| invalid(key, m)),
         };
+        let endpoint = self
+            .endpoint
+            .map(|s| check_endpoint(&s).map_err(|m| invalid("storage.endpoint", m)))
+            .transpose()?;
+        let allow_http = self.allow_http.unwrap_or(d.allow_http);
+        if !allow_http && endpoint.as_ref().is_some_and(|e| e.starts_with("http://")) {
+            return Err(invalid(
+                "storage.allow_http",
+                "must be true to use a plain-HTTP storage.endpoint (http://…): requests and \
+                 credentials then travel unencrypted",
+            ));
+        }
+        let redirect_downloads = self.redirect_downloads.unwrap_or(d.redirect_downloads);
+        if redirect_downloads && !has_scheme(&url, "s3") {
+            return Err(invalid(
+                "storage.redirect_downloads",
+                "only supported with an s3:// storage.url (presigned URLs are S3's)",
+            ));
+        }
+        let presign_ttl = match self.presign_ttl {
+            None => d.presign_ttl,
+            Some(Dur(ttl)) if (MIN_PRESIGN_TTL..=MAX_PRESIGN_TTL).contains(&ttl) => ttl,
+            Some(_) => {
+                return Err(invalid(
+                    "storage.presign_ttl",
+                    "must be between 1s and 7 days (168h)",
+                ))
+            }
+        };
+        let options = self.options.map_or(d.options, |t| t.0);
+        if options.contains_key("") {
+            return Err(invalid("storage.options", "keys must not be empty"));
+        }
         Ok(StorageConfig {
             url,
             archive_key: template("storage.archive_key", self.archive_key, d.archive_key)?,
             trace_key: template("storage.trace_key", self.trace_key, d.trace_key)?,
+            endpoint,
+            region: not_empty("storage.region", self.region)?,
+            access_key_id: not_empty("storage.access_key_id", self.access_key_id)?,
+            secret_access_key: not_empty(
+                "storage.secret_access_key",
+                self.secret_access_key.map(|t| t.0),
+            )?
+            .map(Secret::from),
+            session_token: not_empty("storage.session_token", self.session_token.map(|t| t.0))?
+                .map(Secret::from),
+            allow_http,
+            virtual_hosted_style: self.virtual_hosted_style.unwrap_or(d.virtual_hosted_style),
+            connect_timeout: nonzero(
+                "storage.connect_timeout",
+                self.connect_timeout,
+                d.connect_timeout,
+            )?,
+            read_timeout: nonzero("storage.read_timeout", self.read_timeout, d.read_timeout)?,
+            options,
+            redirect_downloads,
+            presign_ttl,
+        })
+    }
+}
+
+impl RawArtifacts {
+    fn validate(self) -> Result<ArtifactsConfig, ConfigError> {
+        let d = ArtifactsConfig::default();
+        let by_ref_max_pages = match self.by_ref_max_pages {
+            None => d.by_ref_max_pages,
+            Some(n) if (1..=MAX_BY_REF_PAGES).contains(&n) => n,
+            Some(_) => {
+                return Err(invalid(
+                    "artifacts.by_ref_max_pages",
+                    format!("must be between 1 and {MAX_BY_REF_PAGES}"),
+                ))
+            }
+        };
+        Ok(ArtifactsConfig {
+            by_ref_max_pages,
+            by_ref_ttl: nonzero("artifacts.by_ref_ttl", self.by_ref_ttl, d.by_ref_ttl)?,
         })
     }
 }
@@ -246,7 +350,35 @@ fn nonzero(key: &str, value: Option<Dur>, default: Duration) -> Result<Duration,
     }
 }
 
-/// Checks only the scheme and that something follows it; the storage layer parses the rest.
+/// An optional string that, when set, must not be blank: leaving the key out is how to get the
+/// default. The message never quotes the value (it may be a secret).
+fn not_empty(key: &str, value: Option<String>) -> Result<Option<String>, ConfigError> {
+    match value {
+        Some(s) if s.trim().is_empty() => Err(invalid(
+            key,
+            "must not be empty (leave the key out instead)",
+        )),
+        other => Ok(other),
+    }
+}
+
+/// `storage.endpoint`: `http(s)://host[:port]`, returned normalized (lowercase scheme, no
+/// trailing slash).
+fn check_endpoint(endpoint: &str) -> Result<String, String> {
+    let base = BaseUrl::parse(endpoint)?;
+    if !base.path_prefix().is_empty() {
+        return Err("must be http(s)://host[:port], without a path".to_owned());
+    }
+    Ok(base.as_str().to_owned())
+}
+
+fn has_scheme(url: &str, scheme: &str) -> bool {
+    url.split_once("://")
+        .is_some_and(|(s, _)| s.eq_ignore_ascii_case(scheme))
+}
+
+/// Checks the scheme, that something follows it, a bucket for the bucket schemes and an
+/// absolute path for file; the storage layer parses the rest.
 fn check_storage_url(url: &str) -> Result<(), String> {
     let expected = || {
         format!(
@@ -266,6 +398,15 @@ fn check_storage_url(url: &str) -> Result<(), String> {
     }
     if scheme.eq_ignore_ascii_case("file") && !rest.starts_with('/') {
         return Err("a file URL needs an absolute path: file:///path/to/dir".to_owned());
+    }
+    if BUCKET_SCHEMES
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(scheme))
+        && rest.starts_with('/')
+    {
+        return Err(format!(
+            "needs a bucket (container) name after {scheme}://, e.g. {scheme}://bucket/prefix"
+        ));
     }
     Ok(())
 }

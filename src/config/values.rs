@@ -1,11 +1,12 @@
-//! Value types: durations, sizes, key templates, base URLs.
+//! Value types: durations, sizes, key templates, base URLs, secrets.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 pub(super) const KIB: u64 = 1024;
@@ -70,6 +71,104 @@ impl<'de> Deserialize<'de> for Size {
             text: parse_size,
         })
         .map(Size)
+    }
+}
+
+/// A string as written in the file, whose type errors never echo the value: it may be a
+/// credential (`storage.secret_access_key`, a `storage.options` entry). serde's own messages
+/// quote it (``invalid type: integer `1234`, expected a string``).
+pub(super) struct Text(pub(super) String);
+
+/// `storage.options` as written in the file: a table of strings. Like [`Text`], its type errors
+/// never echo a value; an entry's error names its key (`storage.options.<key>`).
+pub(super) struct StringTable(pub(super) BTreeMap<String, String>);
+
+/// serde's "invalid type" error without the value: `invalid type: integer, expected a string`.
+fn invalid_type<E: de::Error>(found: &str, expected: &dyn de::Expected) -> E {
+    E::custom(format!("invalid type: {found}, expected {expected}"))
+}
+
+/// The `visit_*` methods for every TOML scalar, each refusing its value with [`invalid_type`].
+macro_rules! refuse_scalars_without_echo {
+    ($($method:ident($ty:ty) => $found:literal),* $(,)?) => {$(
+        fn $method<E: de::Error>(self, _: $ty) -> Result<Self::Value, E> {
+            Err(invalid_type($found, &self))
+        }
+    )*};
+}
+
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Text;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Text, E> {
+        Ok(Text(s.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Text, E> {
+        Ok(Text(s))
+    }
+
+    refuse_scalars_without_echo! {
+        visit_bool(bool) => "boolean",
+        visit_i64(i64) => "integer",
+        visit_u64(u64) => "integer",
+        visit_f64(f64) => "floating point",
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Text, A::Error> {
+        Err(invalid_type("array", &self))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Text, A::Error> {
+        Err(invalid_type("table", &self))
+    }
+}
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TextVisitor)
+    }
+}
+
+struct StringTableVisitor;
+
+impl<'de> Visitor<'de> for StringTableVisitor {
+    type Value = StringTable;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a table of strings, e.g. { google_service_account = \"/etc/gcs.json\" }")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StringTable, A::Error> {
+        let mut table = BTreeMap::new();
+        while let Some((key, Text(value))) = map.next_entry::<String, Text>()? {
+            table.insert(key, value);
+        }
+        Ok(StringTable(table))
+    }
+
+    refuse_scalars_without_echo! {
+        visit_bool(bool) => "boolean",
+        visit_i64(i64) => "integer",
+        visit_u64(u64) => "integer",
+        visit_f64(f64) => "floating point",
+        visit_str(&str) => "string",
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<StringTable, A::Error> {
+        Err(invalid_type("array", &self))
+    }
+}
+
+impl<'de> Deserialize<'de> for StringTable {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StringTableVisitor)
     }
 }
 
@@ -280,6 +379,40 @@ impl FromStr for BaseUrl {
 impl fmt::Display for BaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
+    }
+}
+
+/// A credential. `Debug` and `Display` print `[REDACTED]`, so it can sit in a logged or
+/// debug-printed [`Config`](super::Config); [`Secret::expose`] hands out the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret value itself, for the one place that needs it (e.g. a request signer).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[REDACTED]")
     }
 }
 

@@ -33,8 +33,17 @@ pub const X_CACHE: http::HeaderName = http::HeaderName::from_static("x-cache");
 /// What a cached response depends on, for invalidation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Scope {
-    Job { project: ProjectRef, job_id: u64 },
-    JobList { project: ProjectRef },
+    Job {
+        project: ProjectRef,
+        job_id: u64,
+    },
+    JobList {
+        project: ProjectRef,
+    },
+    /// Project metadata (its numeric id); job mutations do not change it.
+    Project {
+        project: ProjectRef,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -154,7 +163,9 @@ impl MetadataCache {
             return Ok((response, CacheStatus::Bypass));
         };
         let project = match &key.scope {
-            Scope::Job { project, .. } | Scope::JobList { project } => project.clone(),
+            Scope::Job { project, .. }
+            | Scope::JobList { project }
+            | Scope::Project { project } => project.clone(),
         };
         let loaded_here = AtomicBool::new(false);
         let load = async {
@@ -260,6 +271,7 @@ impl MetadataCache {
                 };
                 value.project_id == Some(target) || resolve(cached).is_none_or(|id| id == target)
             }
+            Scope::Project { .. } => false,
         };
         if let Err(error) = entries.invalidate_entries_if(predicate) {
             // Only fails when closures are not enabled, which `new` always does.

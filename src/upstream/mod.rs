@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod headers;
+pub mod jobs;
 
 use std::time::Duration;
 
@@ -88,6 +89,7 @@ impl Upstream {
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<crate::body::BoxError>,
     {
+        let request = request.map(crate::body::boxed);
         let (mut parts, body) = request.into_parts();
         let path_and_query = parts
             .uri
@@ -104,8 +106,7 @@ impl Upstream {
             ctx.proto,
             ctx.host.as_deref(),
         );
-        self.send(Request::from_parts(parts, crate::body::boxed(body)))
-            .await
+        self.send(Request::from_parts(parts, body)).await
     }
 
     /// Make an upstream response fit to send to the caller.

@@ -2,23 +2,35 @@
 //! real HTTP client.
 #![allow(dead_code)]
 
+pub mod s3;
+pub mod storage;
+
+use std::sync::Arc;
 use std::time::Duration;
 
+use artifact_gateway::app::AppState;
 use artifact_gateway::config::{BaseUrl, Config};
 use artifact_gateway::sample_backend::{BackendBuilder, SampleBackend};
 use artifact_gateway::server::RunningGateway;
+use artifact_gateway::storage::Storage;
+use object_store::ObjectStore;
+use storage::{Kind, Tap, TestStorage};
 
 pub struct Harness {
     pub backend: SampleBackend,
     pub gateway: RunningGateway,
     pub client: reqwest::Client,
+    pub storage: TestStorage,
+    /// The wrapper between the gateway and storage, when the test asked for one.
+    pub tap: Option<Arc<Tap>>,
 }
 
-/// A configuration for tests: everything default, listening on an ephemeral port.
+/// A configuration for tests: everything default, listening on an ephemeral port, storage
+/// in the (existing, unused) temp directory.
 pub fn test_config(upstream: &str) -> Config {
     let mut config = Config::with_defaults(
         BaseUrl::parse(upstream).expect("upstream url"),
-        "file:///nonexistent-storage".to_owned(),
+        format!("file://{}", std::env::temp_dir().display()),
     );
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.server.shutdown_grace = Duration::from_secs(5);
@@ -31,14 +43,53 @@ impl Harness {
     }
 
     pub async fn start_with(backend: BackendBuilder, adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::build(backend, Kind::Local, None, adjust).await
+    }
+
+    /// A gateway on local or S3 storage.
+    pub async fn on(kind: Kind, backend: BackendBuilder) -> Self {
+        Self::build(backend, kind, None, |_| {}).await
+    }
+
+    /// A gateway whose storage is wrapped by `tap` (to count or break reads).
+    pub async fn tapped(
+        kind: Kind,
+        backend: BackendBuilder,
+        tap: impl FnOnce(Arc<dyn ObjectStore>) -> Tap,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
+        Self::build(backend, kind, Some(Box::new(tap)), adjust).await
+    }
+
+    pub async fn build(
+        backend: BackendBuilder,
+        kind: Kind,
+        tap: Option<Box<dyn FnOnce(Arc<dyn ObjectStore>) -> Tap + '_>>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let backend = backend.start().await.expect("backend starts");
+        let storage = TestStorage::start(kind).await;
         let mut config = test_config(&backend.url());
+        storage.configure(&mut config);
         adjust(&mut config);
-        let gateway = RunningGateway::start(config).await.expect("gateway starts");
+        let (state, tap) = match tap {
+            None => (AppState::new(config).expect("storage opens"), None),
+            Some(wrap) => {
+                let tap = Arc::new(wrap(storage.object_store()));
+                let store: Arc<dyn ObjectStore> = tap.clone();
+                let storage = Storage::new(store, &config.storage);
+                (AppState::with_storage(config, storage), Some(tap))
+            }
+        };
+        let gateway = RunningGateway::start_with(state)
+            .await
+            .expect("gateway starts");
         Self {
             backend,
             gateway,
             client: client(),
+            storage,
+            tap,
         }
     }
 

@@ -1,0 +1,163 @@
+//! The endpoints the gateway answers itself from object storage: the archive of a job, the
+//! archive of the latest successful job of a name on a ref, and a finished job's log.
+//!
+//! Each one authorises first by asking the jobs backend for the job with the caller's own
+//! credentials ([`crate::upstream::jobs`]); the backend's refusal is the answer. Then the
+//! bytes come from storage ([`object`]).
+
+pub mod object;
+
+use http::request::Parts;
+use http::Response;
+
+use crate::app::AppState;
+use crate::body::Body;
+use crate::context::RequestContext;
+use crate::error::GatewayError;
+use crate::routes::ProjectRef;
+use crate::upstream::jobs::{Fetched, Job, Jobs};
+use object::Presentation;
+
+const ARCHIVE: Presentation = Presentation {
+    content_type: "application/zip",
+    disposition: Some("attachment; filename=\"artifacts.zip\"; filename*=UTF-8''artifacts.zip"),
+};
+
+const TRACE: Presentation = Presentation {
+    content_type: "text/plain; charset=utf-8",
+    disposition: None,
+};
+
+/// A served endpoint's outcome: a response, or "the backend should answer this" (a live log).
+pub enum Outcome {
+    Response(Response<Body>),
+    Forward,
+}
+
+impl From<Response<Body>> for Outcome {
+    fn from(response: Response<Body>) -> Self {
+        Outcome::Response(response)
+    }
+}
+
+impl AppState {
+    fn jobs<'a>(&'a self, ctx: &'a RequestContext) -> Jobs<'a> {
+        Jobs {
+            upstream: &self.upstream,
+            cache: &self.cache,
+            ctx,
+        }
+    }
+
+    /// The job's numeric project id: from its pipeline, else the project named numerically,
+    /// else asked of the backend.
+    async fn numeric_project(
+        &self,
+        ctx: &RequestContext,
+        project: &ProjectRef,
+        job: &Job,
+    ) -> Result<Fetched<u64>, GatewayError> {
+        match job.project_id() {
+            Some(id) => Ok(Fetched::Found(id)),
+            None => self.jobs(ctx).project_id(project).await,
+        }
+    }
+
+    /// `GET|HEAD /projects/:id/jobs/:job_id/artifacts`
+    pub async fn serve_archive(
+        &self,
+        parts: &Parts,
+        ctx: &RequestContext,
+        project: &ProjectRef,
+        job_id: u64,
+    ) -> Result<Response<Body>, GatewayError> {
+        let job = match self.jobs(ctx).job(project, job_id).await? {
+            Fetched::Found(job) => job,
+            Fetched::Refused(response) => return Ok(response),
+        };
+        self.send_archive(parts, ctx, project, &job).await
+    }
+
+    /// `GET|HEAD /projects/:id/jobs/artifacts/:ref_name/download?job=NAME`
+    pub async fn serve_archive_by_ref(
+        &self,
+        parts: &Parts,
+        ctx: &RequestContext,
+        project: &ProjectRef,
+        ref_name: &str,
+        job_name: &str,
+    ) -> Result<Response<Body>, GatewayError> {
+        let max_pages = self.config.artifacts.by_ref_max_pages;
+        let found = self
+            .jobs(ctx)
+            .latest_successful(&self.refs, project, ref_name, job_name, max_pages)
+            .await?;
+        let job = match found {
+            Fetched::Found(job) => job,
+            Fetched::Refused(response) => return Ok(response),
+        };
+        self.send_archive(parts, ctx, project, &job).await
+    }
+
+    async fn send_archive(
+        &self,
+        parts: &Parts,
+        ctx: &RequestContext,
+        project: &ProjectRef,
+        job: &Job,
+    ) -> Result<Response<Body>, GatewayError> {
+        if !job.has_archive() {
+            return Err(GatewayError::NotFound("404 Not Found"));
+        }
+        let project_id = match self.numeric_project(ctx, project, job).await? {
+            Fetched::Found(id) => id,
+            Fetched::Refused(response) => return Ok(response),
+        };
+        tracing::Span::current().record("job_id", job.id);
+        let path = self.storage.archive_path(project_id, job.id);
+        if parts.method == http::Method::GET {
+            if let Some(url) = self.storage.presigned_url(&path).await {
+                return object::redirect(&url?);
+            }
+        }
+        object::serve(
+            &self.storage,
+            &path,
+            &parts.method,
+            &parts.headers,
+            &ARCHIVE,
+        )
+        .await?
+        .ok_or(GatewayError::NotFound("404 Not Found"))
+    }
+
+    /// `GET|HEAD /projects/:id/jobs/:job_id/trace`: a finished job's log from storage; a
+    /// running job's live log, or a log missing from storage, from the backend.
+    pub async fn serve_trace(
+        &self,
+        parts: &Parts,
+        ctx: &RequestContext,
+        project: &ProjectRef,
+        job_id: u64,
+    ) -> Result<Outcome, GatewayError> {
+        let job = match self.jobs(ctx).job(project, job_id).await? {
+            Fetched::Found(job) => job,
+            Fetched::Refused(response) => return Ok(response.into()),
+        };
+        if !job.is_finished() {
+            return Ok(Outcome::Forward);
+        }
+        let project_id = match self.numeric_project(ctx, project, &job).await? {
+            Fetched::Found(id) => id,
+            Fetched::Refused(response) => return Ok(response.into()),
+        };
+        let path = self.storage.trace_path(project_id, job_id);
+        Ok(
+            match object::serve(&self.storage, &path, &parts.method, &parts.headers, &TRACE).await?
+            {
+                Some(response) => Outcome::Response(response),
+                None => Outcome::Forward,
+            },
+        )
+    }
+}

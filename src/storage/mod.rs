@@ -1,0 +1,328 @@
+//! Object storage: where archives and job logs are, and how their bytes are read.
+//!
+//! A thin layer over `object_store`: storage keys from the configured templates, ranged
+//! reads that return the object's metadata with the bytes (one round trip), large-chunk
+//! reads for local files ([`file`]), and one mapping of storage failures to
+//! [`StorageError`]. Every body stream yields exactly the bytes of its range or ends in an
+//! error: a short read is never a clean end.
+
+mod build;
+pub mod file;
+
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt};
+use object_store::path::Path;
+use object_store::signer::Signer;
+use object_store::{
+    GetOptions, GetRange, GetResultPayload, ObjectMeta, ObjectStore, ObjectStoreExt,
+};
+
+use crate::config::{KeyTemplate, StorageConfig};
+
+pub use build::build_store;
+
+/// A storage read failure, by what the caller does about it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StorageError {
+    #[error("object not found")]
+    NotFound,
+    /// The range starts at or past the end of an object of this size.
+    #[error("range not satisfiable (object is {size} bytes)")]
+    RangeNotSatisfiable { size: u64 },
+    /// The object changed: its ETag no longer matches the precondition.
+    #[error("object changed")]
+    PreconditionFailed,
+    #[error("storage timed out: {0}")]
+    Timeout(String),
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Size, validators and location of an object.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub size: u64,
+    /// As the store spells it; see `http::conditional::quote_etag`.
+    pub etag: Option<String>,
+    pub last_modified: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<&ObjectMeta> for Meta {
+    fn from(meta: &ObjectMeta) -> Self {
+        Self {
+            size: meta.size,
+            etag: meta.e_tag.clone(),
+            last_modified: meta.last_modified,
+        }
+    }
+}
+
+pub type ByteStream = BoxStream<'static, Result<Bytes, StorageError>>;
+
+/// An object being read: its metadata, the range the body covers, and the body.
+pub struct Object {
+    pub meta: Meta,
+    pub range: Range<u64>,
+    pub body: ByteStream,
+}
+
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    /// Present for stores that can presign URLs, when redirects are configured.
+    signer: Option<Arc<dyn Signer>>,
+    archive_key: KeyTemplate,
+    trace_key: KeyTemplate,
+    presign_ttl: Duration,
+}
+
+impl Storage {
+    /// The store named by the configuration.
+    pub fn from_config(config: &StorageConfig) -> Result<Self, String> {
+        let built = build_store(config)?;
+        let mut storage = Self::new(built.store, config);
+        if config.redirect_downloads {
+            storage.signer = built.signer;
+        }
+        Ok(storage)
+    }
+
+    /// Any store (tests wrap stores to count or break reads) with the configured keys.
+    pub fn new(store: Arc<dyn ObjectStore>, config: &StorageConfig) -> Self {
+        Self {
+            store,
+            signer: None,
+            archive_key: config.archive_key.clone(),
+            trace_key: config.trace_key.clone(),
+            presign_ttl: config.presign_ttl,
+        }
+    }
+
+    pub fn archive_path(&self, project_id: u64, job_id: u64) -> Path {
+        Path::from(self.archive_key.render(project_id, job_id))
+    }
+
+    pub fn trace_path(&self, project_id: u64, job_id: u64) -> Path {
+        Path::from(self.trace_key.render(project_id, job_id))
+    }
+
+    pub async fn head(&self, path: &Path) -> Result<Meta, StorageError> {
+        self.store
+            .head(path)
+            .await
+            .map(|meta| Meta::from(&meta))
+            .map_err(classify)
+    }
+
+    /// Read `range` of the object (all of it when `None`), in one request. When `if_match`
+    /// is set the read fails with `PreconditionFailed` if the object changed.
+    pub async fn get(
+        &self,
+        path: &Path,
+        range: Option<GetRange>,
+        if_match: Option<String>,
+    ) -> Result<Object, StorageError> {
+        let options = GetOptions {
+            range: range.clone(),
+            if_match,
+            ..GetOptions::default()
+        };
+        let result = match self.store.get_opts(path, options).await {
+            Ok(result) => result,
+            Err(error) => return Err(self.explain_failed_get(path, range, error).await),
+        };
+        let meta = Meta::from(&result.meta);
+        let range = result.range.clone();
+        let body = match result.payload {
+            GetResultPayload::File(file, _) => file::FileChunks::new(file, range.clone())
+                .map(|chunk| {
+                    chunk.map_err(|e| StorageError::Unavailable(format!("reading file: {e}")))
+                })
+                .boxed(),
+            GetResultPayload::Stream(stream) => stream.map(|chunk| chunk.map_err(classify)).boxed(),
+        };
+        let body = ExactLength::new(body, range.end - range.start).boxed();
+        Ok(Object { meta, range, body })
+    }
+
+    /// A ranged read failed with something that is not a known case: it may be a range
+    /// past the end, which stores report in their own words. Ask for the size to tell.
+    async fn explain_failed_get(
+        &self,
+        path: &Path,
+        range: Option<GetRange>,
+        error: object_store::Error,
+    ) -> StorageError {
+        let classified = classify(error);
+        let (Some(range), StorageError::Unavailable(_)) = (range, &classified) else {
+            return classified;
+        };
+        match self.head(path).await {
+            Ok(meta) if range.as_range(meta.size).is_err() => {
+                StorageError::RangeNotSatisfiable { size: meta.size }
+            }
+            _ => classified,
+        }
+    }
+
+    /// A short-lived URL for a direct download, when redirects are configured.
+    pub async fn presigned_url(&self, path: &Path) -> Option<Result<String, StorageError>> {
+        let signer = self.signer.as_ref()?;
+        Some(
+            signer
+                .signed_url(http::Method::GET, path, self.presign_ttl)
+                .await
+                .map(|url| url.to_string())
+                .map_err(classify),
+        )
+    }
+}
+
+/// Map a store error by what it means for the response.
+fn classify(error: object_store::Error) -> StorageError {
+    match error {
+        object_store::Error::NotFound { .. } => StorageError::NotFound,
+        object_store::Error::Precondition { .. } => StorageError::PreconditionFailed,
+        other => {
+            let text = error_chain(&other);
+            if is_timeout(&other) {
+                StorageError::Timeout(text)
+            } else {
+                StorageError::Unavailable(text)
+            }
+        }
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Timeouts hide deep in the source chain (reqwest, hyper, io).
+fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        let text = e.to_string().to_ascii_lowercase();
+        if text.contains("timed out") || text.contains("timeout") {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+pin_project_lite::pin_project! {
+    /// Ends with an error unless the inner stream yields exactly `expected` bytes: a store
+    /// that sends less (or more) than the range it promised must not look complete.
+    struct ExactLength {
+        #[pin]
+        inner: ByteStream,
+        remaining: u64,
+    }
+}
+
+impl ExactLength {
+    fn new(inner: ByteStream, expected: u64) -> Self {
+        Self {
+            inner,
+            remaining: expected,
+        }
+    }
+}
+
+impl Stream for ExactLength {
+    type Item = Result<Bytes, StorageError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        match futures_util::ready!(this.inner.poll_next(cx)) {
+            Some(Ok(chunk)) => {
+                let len = chunk.len() as u64;
+                if len > *this.remaining {
+                    *this.remaining = 0;
+                    return Poll::Ready(Some(Err(StorageError::Unavailable(
+                        "storage sent more bytes than the range".into(),
+                    ))));
+                }
+                *this.remaining -= len;
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Some(Err(error)) => Poll::Ready(Some(Err(error))),
+            None if *this.remaining > 0 => {
+                let missing = std::mem::take(this.remaining);
+                Poll::Ready(Some(Err(StorageError::Unavailable(format!(
+                    "storage stream ended {missing} bytes early"
+                )))))
+            }
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::TryStreamExt;
+
+    fn chunks(parts: &[&'static [u8]]) -> ByteStream {
+        let parts: Vec<Result<Bytes, StorageError>> =
+            parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        futures_util::stream::iter(parts).boxed()
+    }
+
+    #[tokio::test]
+    async fn exact_length_passes_a_complete_stream() {
+        let all: Vec<Bytes> = ExactLength::new(chunks(&[b"ab", b"cd"]), 4)
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(all.concat(), b"abcd");
+    }
+
+    #[tokio::test]
+    async fn exact_length_turns_a_short_or_long_stream_into_an_error() {
+        let short: Result<Vec<Bytes>, _> =
+            ExactLength::new(chunks(&[b"ab"]), 4).try_collect().await;
+        assert!(matches!(short, Err(StorageError::Unavailable(m)) if m.contains("2 bytes early")));
+        let long: Result<Vec<Bytes>, _> =
+            ExactLength::new(chunks(&[b"abcde"]), 4).try_collect().await;
+        assert!(long.is_err());
+    }
+
+    #[test]
+    fn classifies_store_errors() {
+        let not_found = object_store::Error::NotFound {
+            path: "x".into(),
+            source: "gone".into(),
+        };
+        assert!(matches!(classify(not_found), StorageError::NotFound));
+        let timeout = object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(std::io::Error::new(std::io::ErrorKind::TimedOut, "slow")),
+        };
+        assert!(matches!(classify(timeout), StorageError::Timeout(_)));
+        let other = object_store::Error::Generic {
+            store: "S3",
+            source: "connection refused".into(),
+        };
+        assert!(matches!(classify(other), StorageError::Unavailable(_)));
+    }
+}
