@@ -220,8 +220,8 @@ fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
         {
             return true;
         }
-        let text = e.to_string().to_ascii_lowercase();
-        if text.contains("timed out") || text.contains("timeout") {
+        // Not "timeout": retry errors print their configured `retry_timeout`.
+        if e.to_string().to_ascii_lowercase().contains("timed out") {
             return true;
         }
         current = e.source();

@@ -16,6 +16,9 @@ use artifact_gateway::storage::Storage;
 use object_store::ObjectStore;
 use storage::{Kind, Tap, TestStorage};
 
+/// Builds the store wrapper a test puts between the gateway and storage.
+pub type WrapStore<'a> = Box<dyn FnOnce(Arc<dyn ObjectStore>) -> Tap + 'a>;
+
 pub struct Harness {
     pub backend: SampleBackend,
     pub gateway: RunningGateway,
@@ -64,7 +67,7 @@ impl Harness {
     pub async fn build(
         backend: BackendBuilder,
         kind: Kind,
-        tap: Option<Box<dyn FnOnce(Arc<dyn ObjectStore>) -> Tap + '_>>,
+        tap: Option<WrapStore<'_>>,
         adjust: impl FnOnce(&mut Config),
     ) -> Self {
         let backend = backend.start().await.expect("backend starts");

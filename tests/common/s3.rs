@@ -20,8 +20,10 @@
 //! of it with S3's rules, so conditional requests behave as on AWS: a failed `If-Match` or
 //! `If-Unmodified-Since` gives 412 Precondition Failed, a failed `If-None-Match` or
 //! `If-Modified-Since` gives 304 Not Modified; `If-Match` that holds overrides
-//! `If-Unmodified-Since`, and `If-None-Match` that holds overrides `If-Modified-Since`. Each header
-//! carries one ETag (`"…"`, `W/"…"`) or `*`; lists are rejected by s3s with 400.
+//! `If-Unmodified-Since`, and `If-None-Match` that holds overrides `If-Modified-Since`; conditions
+//! are checked before the range, and a missing object is 404 whatever the conditions. s3s parses
+//! each ETag header as one value: `"…"`, `W/"…"`, `*`, or an unquoted hex/dash value (taken as a
+//! strong ETag, as S3 does); a comma-separated list is not split, so it never matches.
 //!
 //! Dropping the [`S3Server`] stops the server (its open connections included) and deletes the
 //! temporary directory.
@@ -64,11 +66,12 @@ struct Counters {
 }
 
 impl S3Server {
-    /// Start on 127.0.0.1:0 with a bucket named `bucket` (created as a directory).
+    /// Start on 127.0.0.1:0 with a bucket named `bucket` (created as a directory). Panics if
+    /// `bucket` breaks S3's naming rules (s3s would answer 400 InvalidBucketName to every request).
     pub async fn start(bucket: &str) -> S3Server {
         assert!(
-            !bucket.is_empty() && !bucket.contains(['/', '\\']) && bucket != "." && bucket != "..",
-            "bad bucket name {bucket:?}"
+            s3s::path::check_bucket_name(bucket),
+            "{bucket:?} is not a valid S3 bucket name (3-63 of a-z 0-9 . -), the server would refuse it"
         );
         let root = unique_temp_dir();
         std::fs::create_dir(root.join(bucket)).expect("create the bucket directory");
@@ -387,6 +390,24 @@ impl S3 for Storage {
                 current.output.e_tag.as_ref(),
                 current.output.last_modified.as_ref(),
             )?;
+        }
+        let mut req = req;
+        if let Some(Range::Suffix { length }) = req.input.range {
+            // S3 (and RFC 9110) answer a suffix longer than the object with the whole object;
+            // s3s-fs 0.14 fails with 500 instead. Ask it for the equivalent bounded range.
+            let head = HeadObjectInput {
+                bucket: req.input.bucket.clone(),
+                key: req.input.key.clone(),
+                ..Default::default()
+            };
+            let current = self.fs.head_object(req.clone().map_input(|_| head)).await?;
+            let size = current.output.content_length.unwrap_or(0).max(0) as u64;
+            if length > size && size > 0 {
+                req.input.range = Some(Range::Int {
+                    first: 0,
+                    last: Some(size - 1),
+                });
+            }
         }
         self.fs.get_object(req).await
     }
