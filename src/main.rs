@@ -21,6 +21,10 @@ struct Args {
     /// Listen address for --demo.
     #[arg(long, default_value = "127.0.0.1:8080", requires = "demo")]
     listen: std::net::SocketAddr,
+    /// Storage directory for --demo (default: a new temporary directory). Files already
+    /// there are kept, so a benchmark can put its own archives in place first.
+    #[arg(long, value_name = "DIR", requires = "demo")]
+    storage_dir: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -46,7 +50,7 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), String> {
     let demo = if args.demo {
-        Some(artifact_gateway::demo::Demo::start(args.listen).await?)
+        Some(artifact_gateway::demo::Demo::start(args.listen, args.storage_dir.clone()).await?)
     } else {
         None
     };

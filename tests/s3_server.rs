@@ -85,12 +85,17 @@ async fn ranges() {
         ranged(&server, GetRange::Suffix(4)).await,
         (12..16, b"cdef".to_vec())
     );
+    // A suffix longer than the object is the whole object (s3s-fs alone would answer 500).
+    assert_eq!(
+        ranged(&server, GetRange::Suffix(100)).await,
+        (0..16, BODY.to_vec())
+    );
     // A range running past the end is cut to the object, as HTTP says.
     assert_eq!(
         ranged(&server, GetRange::Bounded(14..100)).await,
         (14..16, b"ef".to_vec())
     );
-    assert_eq!(server.get_count(), 4);
+    assert_eq!(server.get_count(), 5);
     assert_eq!(server.head_count(), 0);
 }
 
@@ -328,4 +333,10 @@ async fn dropping_stops_the_server_and_removes_the_directory() {
         .expect("fails quickly")
         .unwrap_err();
     eprintln!("after drop: {err}");
+}
+
+#[tokio::test]
+#[should_panic(expected = "not a valid S3 bucket name")]
+async fn bucket_names_s3_would_refuse_are_refused_up_front() {
+    S3Server::start("b").await;
 }

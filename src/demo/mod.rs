@@ -26,13 +26,14 @@ pub struct Demo {
 }
 
 impl Demo {
-    pub async fn start(listen: SocketAddr) -> Result<Self, String> {
+    pub async fn start(listen: SocketAddr, storage_dir: Option<PathBuf>) -> Result<Self, String> {
         let backend = BackendBuilder::sample_data()
             .start()
             .await
             .map_err(|e| format!("cannot start the sample backend: {e}"))?;
-        let storage_dir =
-            std::env::temp_dir().join(format!("artifact-gateway-demo-{}", std::process::id()));
+        let storage_dir = storage_dir.unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("artifact-gateway-demo-{}", std::process::id()))
+        });
         write_samples(&storage_dir).map_err(|e| format!("cannot write sample artifacts: {e}"))?;
         let upstream =
             BaseUrl::parse(&backend.url()).map_err(|e| format!("sample backend url: {e}"))?;
@@ -65,6 +66,17 @@ Try:
   curl -i -H 'PRIVATE-TOKEN: nope' {base}/projects/1/jobs
   # play the manual job (and invalidate its cached entries)
   curl -i -X POST -H 'PRIVATE-TOKEN: demo-token' {base}/projects/1/jobs/105/play
+
+  # the archive of job 104, streamed from storage; anonymous works on the public project
+  curl -o artifacts.zip {base}/projects/1/jobs/104/artifacts
+  # part of it, as a ranged storage read
+  curl -i -H 'Range: bytes=0-99' {base}/projects/1/jobs/104/artifacts -o /dev/null
+  # the latest successful `build` on a ref (slashes may stay raw)
+  curl -o build.zip '{base}/projects/1/jobs/artifacts/feature/login/download?job=build'
+  # a finished job's log from storage, from byte 100 on
+  curl -H 'Range: bytes=100-' {base}/projects/1/jobs/104/trace
+  # a running job's live log comes from the backend
+  curl {base}/projects/1/jobs/106/trace
 ",
             upstream = self.config.upstream.url,
             dir = self.storage_dir.display(),
@@ -72,14 +84,21 @@ Try:
     }
 }
 
+/// Write the samples, keeping any file already in place.
 fn write_samples(dir: &Path) -> std::io::Result<()> {
     for (project, job, bytes) in ARCHIVES {
         let path = dir.join(format!("{project}/{job}/artifacts.zip"));
+        if path.exists() {
+            continue;
+        }
         std::fs::create_dir_all(path.parent().expect("has a parent"))?;
         std::fs::write(path, bytes)?;
     }
     for (project, job) in TRACES {
         let path = dir.join(format!("{project}/{job}/job.log"));
+        if path.exists() {
+            continue;
+        }
         std::fs::create_dir_all(path.parent().expect("has a parent"))?;
         let log: String = (1..=20)
             .map(|i| format!("[job {job}] step {i}: ok\n"))

@@ -24,6 +24,10 @@
 //! are checked before the range, and a missing object is 404 whatever the conditions. s3s parses
 //! each ETag header as one value: `"…"`, `W/"…"`, `*`, or an unquoted hex/dash value (taken as a
 //! strong ETag, as S3 does); a comma-separated list is not split, so it never matches.
+//! It also answers a suffix range longer than the object (`bytes=-N`, N > size) with the whole
+//! object as a 206, where s3s-fs alone fails with 500. Other ranges are s3s-fs's: 206 with
+//! Content-Range, an end past the object is cut to it, a start at or past the end is 416
+//! InvalidRange.
 //!
 //! Dropping the [`S3Server`] stops the server (its open connections included) and deletes the
 //! temporary directory.
