@@ -563,3 +563,49 @@ async fn by_ref_stops_at_the_page_limit() {
     assert_eq!(response.status(), 404);
     assert_eq!(h.backend.count("GET", "/api/v4/projects/7/jobs"), 2);
 }
+
+/// With `redirect_downloads`, an authorised GET is answered with a short-lived presigned
+/// URL on S3, which serves the same bytes; refusals are still the backend's.
+#[tokio::test]
+async fn s3_downloads_can_redirect_to_a_presigned_url() {
+    let h = Harness::build(BackendBuilder::sample_data(), Kind::S3, None, |c| {
+        c.storage.redirect_downloads = true;
+        c.storage.presign_ttl = std::time::Duration::from_secs(60);
+    })
+    .await;
+    let archive = fixture("python-deflate.zip");
+    h.storage.put("1/104/artifacts.zip", &archive);
+    let response = h.get("/projects/1/jobs/104/artifacts", Some(TOKEN)).await;
+    assert_eq!(response.status(), 302);
+    assert_eq!(header(&response, "cache-control"), Some("no-store"));
+    let location = header(&response, "location").unwrap().to_owned();
+    assert!(
+        location.contains("/artifacts/1/104/artifacts.zip?"),
+        "{location}"
+    );
+    assert!(location.contains("X-Amz-Signature="), "{location}");
+    let followed = common::client().get(&location).send().await.unwrap();
+    assert_eq!(followed.status(), 200);
+    assert_eq!(followed.bytes().await.unwrap(), archive);
+
+    // By ref too; HEAD is answered directly; refusals never reveal a URL.
+    let by_ref = h
+        .get(
+            "/projects/1/jobs/artifacts/main/download?job=build",
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(by_ref.status(), 302);
+    let head = h
+        .client
+        .head(h.url("/projects/1/jobs/104/artifacts"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    let refused = h
+        .get("/projects/2/jobs/201/artifacts", Some("outsider-token"))
+        .await;
+    assert_eq!(refused.status(), 404);
+    assert!(header(&refused, "location").is_none());
+}
