@@ -20,6 +20,8 @@ use crate::storage::Storage;
 use crate::upstream::cache::{self, CacheKey, MetadataCache, Scope};
 use crate::upstream::jobs::RefCache;
 use crate::upstream::Upstream;
+use crate::zip::archive::ArchiveCache;
+use crate::zip::index::IndexLimits;
 
 /// What the listener knows about the connection a request came on.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +38,7 @@ pub struct AppState {
     pub cache: MetadataCache,
     pub storage: Storage,
     pub refs: RefCache,
+    pub archives: ArchiveCache,
 }
 
 impl AppState {
@@ -51,6 +54,14 @@ impl AppState {
             upstream: Upstream::new(&config.upstream),
             cache: MetadataCache::new(&config.cache),
             refs: RefCache::new(config.artifacts.by_ref_ttl),
+            archives: ArchiveCache::new(
+                config.zip.index_cache_bytes,
+                config.zip.tail_bytes,
+                IndexLimits {
+                    max_entries: config.zip.max_entries,
+                    max_directory_bytes: config.zip.max_directory_bytes,
+                },
+            ),
             storage,
             config,
         }
@@ -78,6 +89,8 @@ impl AppState {
         }
         .instrument(span.clone())
         .await;
+        let mut response = response;
+        crate::serve::content::security_headers(response.headers_mut());
         let log = AccessLog::new(span, response.status().as_u16(), started);
         response.map(|b| body::boxed(LoggedBody::new(b, log)))
     }
@@ -157,6 +170,24 @@ impl AppState {
             } => {
                 let (parts, _) = request.into_parts();
                 self.serve_archive_by_ref(&parts, &ctx, project, ref_name, job)
+                    .await
+            }
+            Route::ArtifactFile {
+                project,
+                job_id,
+                path,
+            } => {
+                let (parts, _) = request.into_parts();
+                self.serve_entry(&parts, &ctx, project, *job_id, path).await
+            }
+            Route::ArtifactFileByRef {
+                project,
+                ref_name,
+                path,
+                job,
+            } => {
+                let (parts, _) = request.into_parts();
+                self.serve_entry_by_ref(&parts, &ctx, project, ref_name, job, path)
                     .await
             }
             Route::Trace { project, job_id } => {

@@ -43,6 +43,13 @@ pub enum GatewayError {
     StorageUnavailable(String),
     #[error("storage timed out: {0}")]
     StorageTimeout(String),
+    /// The archive in storage is damaged or not a zip: the stored data is bad, not the
+    /// request.
+    #[error("bad archive: {0}")]
+    BadArchive(String),
+    /// The entry exists but the gateway cannot decode it (encrypted, unknown method).
+    #[error("unsupported entry: {0}")]
+    UnsupportedEntry(String),
     /// A bug or an impossible state on our side.
     #[error("internal error: {0}")]
     Internal(String),
@@ -58,7 +65,10 @@ impl GatewayError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-            Self::UpstreamUnavailable(_) | Self::StorageUnavailable(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamUnavailable(_) | Self::StorageUnavailable(_) | Self::BadArchive(_) => {
+                StatusCode::BAD_GATEWAY
+            }
+            Self::UnsupportedEntry(_) => StatusCode::NOT_IMPLEMENTED,
             Self::UpstreamTimeout | Self::StorageTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -75,6 +85,13 @@ impl GatewayError {
                 serde_json::json!({ "message": "400 Bad request" })
             }
             Self::NotFound(message) => serde_json::json!({ "message": message }),
+            // GitLab's style for a status with a reason: "400 Bad request - Unplayable Job".
+            Self::BadArchive(reason) => {
+                serde_json::json!({ "message": format!("502 Bad Gateway - {reason}") })
+            }
+            Self::UnsupportedEntry(reason) => {
+                serde_json::json!({ "message": format!("501 Not Implemented - {reason}") })
+            }
             other => {
                 let status = other.status();
                 let reason = status.canonical_reason().unwrap_or("Error");
@@ -197,6 +214,16 @@ mod tests {
                 GatewayError::StorageTimeout("slow".into()),
                 504,
                 serde_json::json!({"message": "504 Gateway Timeout"}),
+            ),
+            (
+                GatewayError::BadArchive("not a zip archive".into()),
+                502,
+                serde_json::json!({"message": "502 Bad Gateway - not a zip archive"}),
+            ),
+            (
+                GatewayError::UnsupportedEntry("entry is encrypted".into()),
+                501,
+                serde_json::json!({"message": "501 Not Implemented - entry is encrypted"}),
             ),
             (
                 GatewayError::Internal("bug".into()),

@@ -40,3 +40,4 @@ pub mod serve;
 pub mod server;
 pub mod storage;
 pub mod upstream;
+pub mod zip;

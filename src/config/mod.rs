@@ -57,6 +57,7 @@ pub struct Config {
     pub cache: CacheConfig,
     pub storage: StorageConfig,
     pub artifacts: ArtifactsConfig,
+    pub zip: ZipConfig,
 }
 
 /// Log output format (`[log] format`).
@@ -161,6 +162,20 @@ pub struct ArtifactsConfig {
     pub by_ref_ttl: Duration,
 }
 
+/// `[zip]`: reading single files out of archives.
+#[derive(Debug, Clone)]
+pub struct ZipConfig {
+    /// Bytes of archive indexes (and the tails they were read from) kept in memory.
+    pub index_cache_bytes: u64,
+    /// Size of the one suffix read that opens an archive: end records, usually the whole
+    /// central directory, and the entries stored last. At least 1 KiB.
+    pub tail_bytes: u64,
+    /// Most entries an archive may declare.
+    pub max_entries: u64,
+    /// Largest central directory read.
+    pub max_directory_bytes: u64,
+}
+
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
@@ -256,6 +271,17 @@ impl fmt::Debug for StorageConfig {
     }
 }
 
+impl Default for ZipConfig {
+    fn default() -> Self {
+        ZipConfig {
+            index_cache_bytes: 256 * MIB,
+            tail_bytes: 128 * KIB,
+            max_entries: 1_000_000,
+            max_directory_bytes: 256 * MIB,
+        }
+    }
+}
+
 impl Default for ArtifactsConfig {
     fn default() -> Self {
         ArtifactsConfig {
@@ -322,6 +348,7 @@ impl Config {
                 ..StorageConfig::default()
             },
             artifacts: ArtifactsConfig::default(),
+            zip: ZipConfig::default(),
         }
     }
 }

@@ -9,7 +9,7 @@ use super::error::{invalid, ConfigError};
 use super::values::{BaseUrl, Dur, KeyTemplate, Secret, Size, StringTable, Text, MIB};
 use super::{
     upstream_defaults, ArtifactsConfig, CacheConfig, Config, LogConfig, LogFormat, ServerConfig,
-    StorageConfig, UpstreamConfig, DEFAULT_LISTEN,
+    StorageConfig, UpstreamConfig, ZipConfig, DEFAULT_LISTEN,
 };
 
 /// hyper's HTTP/1 `max_buf_size` panics below this, and it bounds the request head we accept.
@@ -42,6 +42,8 @@ pub(super) struct RawConfig {
     storage: RawStorage,
     #[serde(default)]
     artifacts: RawArtifacts,
+    #[serde(default)]
+    zip: RawZip,
 }
 
 #[derive(Deserialize, Default)]
@@ -106,6 +108,15 @@ struct RawArtifacts {
     by_ref_ttl: Option<Dur>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawZip {
+    index_cache_bytes: Option<Size>,
+    tail_bytes: Option<Size>,
+    max_entries: Option<u64>,
+    max_directory_bytes: Option<Size>,
+}
+
 impl RawConfig {
     /// Checks every value and fills defaults. Errors name the dotted key.
     pub(super) fn validate(self) -> Result<Config, ConfigError> {
@@ -131,6 +142,7 @@ impl RawConfig {
             cache: self.cache.validate()?,
             storage: self.storage.validate()?,
             artifacts: self.artifacts.validate()?,
+            zip: self.zip.validate()?,
         })
     }
 }
@@ -338,6 +350,32 @@ impl RawArtifacts {
         Ok(ArtifactsConfig {
             by_ref_max_pages,
             by_ref_ttl: nonzero("artifacts.by_ref_ttl", self.by_ref_ttl, d.by_ref_ttl)?,
+        })
+    }
+}
+
+impl RawZip {
+    fn validate(self) -> Result<ZipConfig, ConfigError> {
+        let d = ZipConfig::default();
+        let tail_bytes = self.tail_bytes.map_or(d.tail_bytes, |v| v.0);
+        if !(1024..=64 * 1024 * 1024).contains(&tail_bytes) {
+            return Err(invalid("zip.tail_bytes", "must be between 1KiB and 64MiB"));
+        }
+        let max_entries = self.max_entries.unwrap_or(d.max_entries);
+        if max_entries == 0 {
+            return Err(invalid("zip.max_entries", "must be at least 1"));
+        }
+        let max_directory_bytes = self
+            .max_directory_bytes
+            .map_or(d.max_directory_bytes, |v| v.0);
+        if max_directory_bytes < 1024 {
+            return Err(invalid("zip.max_directory_bytes", "must be at least 1KiB"));
+        }
+        Ok(ZipConfig {
+            index_cache_bytes: self.index_cache_bytes.map_or(d.index_cache_bytes, |v| v.0),
+            tail_bytes,
+            max_entries,
+            max_directory_bytes,
         })
     }
 }

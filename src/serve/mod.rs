@@ -5,6 +5,8 @@
 //! credentials ([`crate::upstream::jobs`]); the backend's refusal is the answer. Then the
 //! bytes come from storage ([`object`]).
 
+pub mod content;
+pub mod entry;
 pub mod object;
 
 use http::request::Parts;
@@ -41,7 +43,7 @@ impl From<Response<Body>> for Outcome {
 }
 
 impl AppState {
-    fn jobs<'a>(&'a self, ctx: &'a RequestContext) -> Jobs<'a> {
+    pub(crate) fn jobs<'a>(&'a self, ctx: &'a RequestContext) -> Jobs<'a> {
         Jobs {
             upstream: &self.upstream,
             cache: &self.cache,
@@ -51,7 +53,7 @@ impl AppState {
 
     /// The job's numeric project id: from its pipeline, else the project named numerically,
     /// else asked of the backend.
-    async fn numeric_project(
+    pub(crate) async fn numeric_project(
         &self,
         ctx: &RequestContext,
         project: &ProjectRef,

@@ -1,0 +1,362 @@
+//! Single files out of archives: `GET|HEAD /projects/:id/jobs/:job_id/artifacts/*path` and
+//! `/projects/:id/jobs/artifacts/:ref/raw/*path?job=NAME`.
+//!
+//! Round trips to storage: opening a cold archive is one read of its tail (plus one when its
+//! central directory starts before the tail); each entry is then one bounded read
+//! `[local header, end of entry)` pinned to the archive's ETag, or none when the entry lies
+//! in the cached tail. A `304`, a `HEAD` and a directory or missing-name `404` need no read.
+//! A ranged request of a stored entry reads just that range (after its local header, when
+//! the header is not in the tail); a compressed entry is decoded from its start and the
+//! bytes before the range are skipped.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use http::request::Parts;
+use http::{header, HeaderValue, Method, Response, StatusCode};
+use http_body::Frame;
+use object_store::path::Path;
+use object_store::GetRange;
+
+use super::content::{self, Endpoint};
+use crate::app::AppState;
+use crate::body::{self, Body};
+use crate::context::RequestContext;
+use crate::error::GatewayError;
+use crate::http::conditional::Conditions;
+use crate::http::range;
+use crate::routes::ProjectRef;
+use crate::storage::StorageError;
+use crate::upstream::jobs::{Fetched, Job};
+use crate::zip::archive::{Archive, OpenError};
+use crate::zip::entry::{self, EntryError, Verified, Window};
+use crate::zip::index::{EntryInfo, Method as ZipMethod, ZipError};
+
+/// What went wrong while answering from an open archive.
+enum Failure {
+    /// The object changed since its index was read: reopen and try once more.
+    Changed,
+    Error(GatewayError),
+}
+
+impl From<GatewayError> for Failure {
+    fn from(error: GatewayError) -> Self {
+        Failure::Error(error)
+    }
+}
+
+impl From<EntryError> for Failure {
+    fn from(error: EntryError) -> Self {
+        match error {
+            EntryError::Storage(StorageError::PreconditionFailed) => Failure::Changed,
+            other => Failure::Error(entry_error(other)),
+        }
+    }
+}
+
+fn entry_error(error: EntryError) -> GatewayError {
+    match error {
+        EntryError::Encrypted | EntryError::UnsupportedMethod(_) => {
+            GatewayError::UnsupportedEntry(error.to_string())
+        }
+        EntryError::Storage(storage) => storage.into(),
+        other => GatewayError::BadArchive(other.to_string()),
+    }
+}
+
+fn open_error(error: OpenError) -> GatewayError {
+    match error {
+        OpenError::Storage(StorageError::NotFound) => GatewayError::NotFound("404 Not Found"),
+        OpenError::Storage(storage) => storage.into(),
+        OpenError::Zip(zip) => GatewayError::BadArchive(zip.to_string()),
+    }
+}
+
+impl AppState {
+    /// `GET|HEAD /projects/:id/jobs/:job_id/artifacts/*path`
+    pub async fn serve_entry(
+        &self,
+        parts: &Parts,
+        ctx: &RequestContext,
+        project: &ProjectRef,
+        job_id: u64,
+        name: &str,
+    ) -> Result<Response<Body>, GatewayError> {
+        let job = match self.jobs(ctx).job(project, job_id).await? {
+            Fetched::Found(job) => job,
+            Fetched::Refused(response) => return Ok(response),
+        };
+        self.send_entry(parts, ctx, project, &job, name, Endpoint::ByJob)
+            .await
+    }
+
+    /// `GET|HEAD /projects/:id/jobs/artifacts/:ref_name/raw/*path?job=NAME`
+    pub async fn serve_entry_by_ref(
+        &self,
+        parts: &Parts,
+        ctx: &RequestContext,
+        project: &ProjectRef,
+        ref_name: &str,
+        job_name: &str,
+        name: &str,
+    ) -> Result<Response<Body>, GatewayError> {
+        let max_pages = self.config.artifacts.by_ref_max_pages;
+        let found = self
+            .jobs(ctx)
+            .latest_successful(&self.refs, project, ref_name, job_name, max_pages)
+            .await?;
+        let job = match found {
+            Fetched::Found(job) => job,
+            Fetched::Refused(response) => return Ok(response),
+        };
+        self.send_entry(parts, ctx, project, &job, name, Endpoint::RawByRef)
+            .await
+    }
+
+    async fn send_entry(
+        &self,
+        parts: &Parts,
+        ctx: &RequestContext,
+        project: &ProjectRef,
+        job: &Job,
+        name: &str,
+        endpoint: Endpoint,
+    ) -> Result<Response<Body>, GatewayError> {
+        if !job.has_archive() {
+            return Err(GatewayError::NotFound("404 Not Found"));
+        }
+        let project_id = match self.numeric_project(ctx, project, job).await? {
+            Fetched::Found(id) => id,
+            Fetched::Refused(response) => return Ok(response),
+        };
+        tracing::Span::current().record("job_id", job.id);
+        let path = self.storage.archive_path(project_id, job.id);
+        // A changed object fails the ETag precondition: reopen once.
+        for attempt in 0..2 {
+            let (archive, _) = self
+                .archives
+                .open(&self.storage, &path)
+                .await
+                .map_err(open_error)?;
+            match self
+                .entry_response(parts, &archive, &path, name, endpoint)
+                .await
+            {
+                Err(Failure::Changed) if attempt == 0 => {
+                    tracing::info!(%path, "archive changed since it was indexed; reopening");
+                    self.archives.invalidate(&path).await;
+                }
+                Err(Failure::Changed) => {
+                    return Err(GatewayError::StorageUnavailable(
+                        "archive keeps changing".into(),
+                    ))
+                }
+                Err(Failure::Error(error)) => return Err(error),
+                Ok(response) => return Ok(response),
+            }
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+
+    async fn entry_response(
+        &self,
+        parts: &Parts,
+        archive: &Archive,
+        path: &Path,
+        name: &str,
+        endpoint: Endpoint,
+    ) -> Result<Response<Body>, Failure> {
+        let info = match archive.index.get(name) {
+            Some(info) if !name.ends_with('/') => info,
+            // Missing, or a directory (explicit `dir/` entry or a prefix of entries).
+            _ => return Err(GatewayError::NotFound("404 Not Found").into()),
+        };
+        entry::check_supported(&info)?;
+        let etag = entry_etag(archive.etag.as_deref(), name, &info);
+        let conditions = Conditions::from_headers(&parts.headers);
+        if conditions.not_modified(Some(&etag), None) {
+            let mut response = Response::new(body::empty());
+            *response.status_mut() = StatusCode::NOT_MODIFIED;
+            set_etag(&mut response, &etag);
+            return Ok(response);
+        }
+        let size = info.uncompressed_size;
+        let selected = range::requested(&parts.headers)
+            .filter(|_| conditions.range_allowed(Some(&etag), None))
+            .map(|r| {
+                r.resolve(size)
+                    .ok_or(GatewayError::RangeNotSatisfiable { size })
+            })
+            .transpose()?;
+        let (content_type, disposition) = content::presentation(name, endpoint);
+        let mut response = if parts.method == Method::HEAD {
+            Response::new(body::empty())
+        } else {
+            let stream = self
+                .entry_stream(archive, path, name, &info, selected.clone())
+                .await?;
+            let frames = stream.map(|chunk| chunk.map(Frame::data).map_err(body::BoxError::from));
+            Response::new(body::boxed(http_body_util::StreamBody::new(frames)))
+        };
+        let length = selected.as_ref().map_or(size, |r| r.end - r.start);
+        let headers = response.headers_mut();
+        set_header(headers, header::CONTENT_TYPE, &content_type);
+        set_header(headers, header::CONTENT_DISPOSITION, &disposition);
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, max-age=0, must-revalidate"),
+        );
+        content::security_headers(headers);
+        if let Some(range) = &selected {
+            set_header(
+                headers,
+                header::CONTENT_RANGE,
+                &range::content_range(range, size),
+            );
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        }
+        set_etag(&mut response, &etag);
+        Ok(response)
+    }
+
+    /// The entry's decoded bytes (of `selected` when set), verified when the whole entry is
+    /// read.
+    async fn entry_stream(
+        &self,
+        archive: &Archive,
+        path: &Path,
+        name: &str,
+        info: &EntryInfo,
+        selected: Option<Range<u64>>,
+    ) -> Result<BoxStream<'static, std::io::Result<Bytes>>, Failure> {
+        if let (ZipMethod::Stored, Some(range)) = (info.method, &selected) {
+            return self.stored_range(archive, path, info, range.clone()).await;
+        }
+        let raw = self
+            .read(archive, path, info.local_header_offset..info.data_end)
+            .await?;
+        let compressed = entry::compressed(raw, info).await?;
+        let decoder = entry::decoder(compressed, info).await?;
+        let verified =
+            Verified::new(entry::chunks(decoder), info, format!("{path}:{name}")).boxed();
+        Ok(match selected {
+            Some(range) => Window::new(verified, range).boxed(),
+            None => verified,
+        })
+    }
+
+    /// A range of a stored entry is a range of the object: read just that.
+    async fn stored_range(
+        &self,
+        archive: &Archive,
+        path: &Path,
+        info: &EntryInfo,
+        range: Range<u64>,
+    ) -> Result<BoxStream<'static, std::io::Result<Bytes>>, Failure> {
+        let header_at = info.local_header_offset..info.local_header_offset + 30;
+        let header = match archive.cached_bytes(header_at.clone()) {
+            Some(bytes) => bytes,
+            None => collect(self.read(archive, path, header_at).await?).await?,
+        };
+        let header_len = crate::zip::index::local_header_len(&header)
+            .map_err(|_| GatewayError::BadArchive(EntryError::BadLocalHeader.to_string()))?;
+        let data_start = info.local_header_offset + header_len;
+        if data_start.saturating_add(info.compressed_size) > info.data_end {
+            return Err(GatewayError::BadArchive(EntryError::SizesDoNotFit.to_string()).into());
+        }
+        let raw = self
+            .read(
+                archive,
+                path,
+                data_start + range.start..data_start + range.end,
+            )
+            .await?;
+        Ok(raw
+            .map(|chunk| chunk.map_err(std::io::Error::other))
+            .boxed())
+    }
+
+    /// `range` of the archive: from the cached tail, or one read pinned to the ETag.
+    async fn read(
+        &self,
+        archive: &Archive,
+        path: &Path,
+        range: Range<u64>,
+    ) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, Failure> {
+        if let Some(bytes) = archive.cached_bytes(range.clone()) {
+            return Ok(futures_util::stream::once(async move { Ok(bytes) }).boxed());
+        }
+        if range.end > archive.size {
+            return Err(GatewayError::BadArchive(ZipError::Truncated.to_string()).into());
+        }
+        let object = self
+            .storage
+            .get(path, Some(GetRange::Bounded(range)), archive.etag.clone())
+            .await
+            .map_err(EntryError::Storage)?;
+        Ok(object.body)
+    }
+}
+
+async fn collect(
+    mut stream: BoxStream<'static, Result<Bytes, StorageError>>,
+) -> Result<Bytes, Failure> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk.map_err(EntryError::Storage)?);
+    }
+    Ok(Bytes::from(bytes))
+}
+
+/// Changes when the archive changes or the entry's content does.
+fn entry_etag(archive_etag: Option<&str>, name: &str, info: &EntryInfo) -> String {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(archive_etag.unwrap_or("").as_bytes());
+    hasher.update(b"\0");
+    hasher.update(name.as_bytes());
+    format!(
+        "\"{:08x}{:08x}{:x}\"",
+        hasher.finalize(),
+        info.crc32,
+        info.uncompressed_size
+    )
+}
+
+fn set_etag(response: &mut Response<Body>, etag: &str) {
+    set_header(response.headers_mut(), header::ETAG, etag);
+    content::security_headers(response.headers_mut());
+}
+
+fn set_header(headers: &mut http::HeaderMap, name: header::HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_etags_follow_the_archive_and_the_content() {
+        let info = |crc| EntryInfo {
+            local_header_offset: 0,
+            compressed_size: 1,
+            uncompressed_size: 1,
+            method: ZipMethod::Stored,
+            flags: 0,
+            crc32: crc,
+            data_end: 31,
+        };
+        let a = entry_etag(Some("\"v1\""), "a.txt", &info(1));
+        assert_eq!(a, entry_etag(Some("\"v1\""), "a.txt", &info(1)));
+        assert_ne!(a, entry_etag(Some("\"v2\""), "a.txt", &info(1)));
+        assert_ne!(a, entry_etag(Some("\"v1\""), "b.txt", &info(1)));
+        assert_ne!(a, entry_etag(Some("\"v1\""), "a.txt", &info(2)));
+        assert!(a.starts_with('"') && a.ends_with('"'));
+    }
+}

@@ -1,0 +1,199 @@
+//! Opening archives in storage, and the cache of their indexes.
+//!
+//! An archive is opened with one suffix-range read of its tail, which also gives the
+//! object's size and ETag; the central directory is parsed from those bytes, with one more
+//! bounded read only when it starts before the tail. The result — index, ETag and the tail
+//! bytes themselves, so an entry inside the tail needs no read at all — is cached by object
+//! key in a byte-weighted cache. Every later read of the archive carries the ETag as a
+//! precondition: a changed object fails that read, and the caller drops the entry and opens
+//! the archive again.
+//!
+//! A burst of requests for one cold archive opens it once (moka's `try_get_with`).
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::TryStreamExt;
+use moka::future::Cache;
+use object_store::path::Path;
+use object_store::GetRange;
+
+use super::index::{self, IndexLimits, TailOutcome, ZipError, ZipIndex};
+use crate::storage::{Storage, StorageError};
+
+/// An open archive: its index and what the opening read brought in.
+pub struct Archive {
+    pub index: ZipIndex,
+    /// The ETag the index was built from, as the store spells it.
+    pub etag: Option<String>,
+    pub size: u64,
+    /// The object's last bytes, from `tail_start`.
+    tail: Bytes,
+    tail_start: u64,
+}
+
+impl Archive {
+    /// `range` of the object, when the opening read already holds it.
+    pub fn cached_bytes(&self, range: Range<u64>) -> Option<Bytes> {
+        let start = range.start.checked_sub(self.tail_start)?;
+        let end = range.end.checked_sub(self.tail_start)?;
+        let (start, end) = (usize::try_from(start).ok()?, usize::try_from(end).ok()?);
+        (start <= end && end <= self.tail.len()).then(|| self.tail.slice(start..end))
+    }
+
+    fn weight(&self) -> u32 {
+        u32::try_from(self.index.heap_bytes() + self.tail.len() + 256).unwrap_or(u32::MAX)
+    }
+}
+
+/// Why an archive could not be opened.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    Zip(#[from] ZipError),
+}
+
+pub struct ArchiveCache {
+    entries: Cache<String, Arc<Archive>>,
+    tail_bytes: u64,
+    limits: IndexLimits,
+}
+
+impl ArchiveCache {
+    /// `capacity` bytes of indexes and tails; each archive opens with a `tail_bytes` read.
+    pub fn new(capacity: u64, tail_bytes: u64, limits: IndexLimits) -> Self {
+        Self {
+            entries: Cache::builder()
+                .max_capacity(capacity)
+                .weigher(|_key: &String, archive: &Arc<Archive>| archive.weight())
+                .build(),
+            tail_bytes,
+            limits,
+        }
+    }
+
+    /// The open archive at `path`, from the cache or opened now; `true` when opened now.
+    pub async fn open(
+        &self,
+        storage: &Storage,
+        path: &Path,
+    ) -> Result<(Arc<Archive>, bool), OpenError> {
+        let opened_here = std::sync::atomic::AtomicBool::new(false);
+        let archive = self
+            .entries
+            .try_get_with(path.to_string(), async {
+                opened_here.store(true, std::sync::atomic::Ordering::Relaxed);
+                open(storage, path, self.tail_bytes, &self.limits)
+                    .await
+                    .map(Arc::new)
+            })
+            .await
+            .map_err(|shared: Arc<OpenError>| (*shared).clone())?;
+        Ok((
+            archive,
+            opened_here.load(std::sync::atomic::Ordering::Relaxed),
+        ))
+    }
+
+    /// Forget an archive whose object changed.
+    pub async fn invalidate(&self, path: &Path) {
+        self.entries.invalidate(&path.to_string()).await;
+    }
+
+    /// Cached archives and their weight, after pending maintenance (tests, metrics).
+    pub async fn usage(&self) -> (u64, u64) {
+        self.entries.run_pending_tasks().await;
+        (self.entries.entry_count(), self.entries.weighted_size())
+    }
+}
+
+/// One tail read, and at most a few bounded reads more (normally one, only when the
+/// directory starts before the tail), all pinned to the tail's ETag.
+async fn open(
+    storage: &Storage,
+    path: &Path,
+    tail_bytes: u64,
+    limits: &IndexLimits,
+) -> Result<Archive, OpenError> {
+    let object = storage
+        .get(path, Some(GetRange::Suffix(tail_bytes)), None)
+        .await?;
+    let meta = object.meta;
+    if meta.size == 0 {
+        return Err(ZipError::EmptyObject.into());
+    }
+    let tail_start = object.range.start;
+    let tail = collect(object.body, object.range.end - object.range.start).await?;
+    let mut outcome = index::parse_tail(&tail, tail_start, meta.size, limits)?;
+    // The parser asks at most three times; bound the loop anyway.
+    for _ in 0..4 {
+        match outcome {
+            TailOutcome::Complete(index) => {
+                return Ok(Archive {
+                    index,
+                    etag: meta.etag,
+                    size: meta.size,
+                    tail,
+                    tail_start,
+                })
+            }
+            TailOutcome::NeedRange { range, pending } => {
+                let len = range.end.saturating_sub(range.start);
+                if len > limits.max_directory_bytes.saturating_add(1024) {
+                    return Err(ZipError::DirectoryTooLarge.into());
+                }
+                let bytes =
+                    read_range(storage, path, range, &tail, tail_start, meta.etag.clone()).await?;
+                outcome = index::parse_directory(&bytes, pending, limits)?;
+            }
+        }
+    }
+    Err(ZipError::Truncated.into())
+}
+
+/// `range` of the object: from the tail when it covers it, else one ranged read of what
+/// the tail lacks.
+async fn read_range(
+    storage: &Storage,
+    path: &Path,
+    range: Range<u64>,
+    tail: &Bytes,
+    tail_start: u64,
+    etag: Option<String>,
+) -> Result<Bytes, OpenError> {
+    if range.start >= tail_start {
+        let from = usize::try_from(range.start - tail_start).map_err(|_| ZipError::Truncated)?;
+        let to = usize::try_from(range.end.saturating_sub(tail_start))
+            .map_err(|_| ZipError::Truncated)?;
+        return tail
+            .get(from..to.min(tail.len()))
+            .map(|b| tail.slice_ref(b))
+            .ok_or(ZipError::Truncated.into());
+    }
+    // Read only up to where the tail starts and join the two.
+    let read_end = range.end.min(tail_start);
+    let object = storage
+        .get(path, Some(GetRange::Bounded(range.start..read_end)), etag)
+        .await?;
+    let head = collect(object.body, read_end - range.start).await?;
+    if range.end <= tail_start {
+        return Ok(head);
+    }
+    let mut joined = BytesMut::with_capacity((range.end - range.start) as usize);
+    joined.extend_from_slice(&head);
+    let rest = usize::try_from(range.end - tail_start).map_err(|_| ZipError::Truncated)?;
+    joined.extend_from_slice(tail.get(..rest).ok_or(ZipError::Truncated)?);
+    Ok(joined.freeze())
+}
+
+async fn collect(body: crate::storage::ByteStream, expected: u64) -> Result<Bytes, OpenError> {
+    let mut buffer = BytesMut::with_capacity(usize::try_from(expected).unwrap_or(0).min(64 << 20));
+    let mut body = body;
+    while let Some(chunk) = body.try_next().await? {
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok(buffer.freeze())
+}

@@ -1,0 +1,139 @@
+//! Central directory file headers → index records.
+
+use super::names::{self, UNICODE_PATH_ID};
+use super::table::Record;
+use super::ZipError;
+
+pub(super) const CENTRAL_HEADER_SIG: u32 = 0x0201_4b50;
+pub(super) const LOCAL_HEADER_SIG: u32 = 0x0403_4b50;
+const CENTRAL_HEADER_LEN: usize = 46;
+const ZIP64_EXTRA_ID: u16 = 0x0001;
+
+/// Little-endian reads at a fixed position; callers check lengths first, and a read past
+/// the end yields 0 instead of panicking.
+pub(super) fn le16(b: &[u8], at: usize) -> u16 {
+    b.get(at..)
+        .and_then(|s| s.get(..2))
+        .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
+}
+
+pub(super) fn le32(b: &[u8], at: usize) -> u32 {
+    b.get(at..)
+        .and_then(|s| s.get(..4))
+        .map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+pub(super) fn le64(b: &[u8], at: usize) -> u64 {
+    b.get(at..).and_then(|s| s.get(..8)).map_or(0, |s| {
+        u64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]])
+    })
+}
+
+/// The parsed directory, in directory order; names are concatenated in `names`.
+pub(super) struct Entries {
+    pub names: String,
+    pub records: Vec<Record>,
+}
+
+/// Parses `count` central directory headers from `dir`, adding `shift` to each local
+/// header offset. The caller has checked `count * 46 <= dir.len()`, so reserving `count`
+/// records is bounded by the bytes present.
+pub(super) fn parse_entries(dir: &[u8], count: u64, shift: u64) -> Result<Entries, ZipError> {
+    let capacity = usize::try_from(count)
+        .unwrap_or(usize::MAX)
+        .min(dir.len() / CENTRAL_HEADER_LEN);
+    let mut records = Vec::with_capacity(capacity);
+    let mut names = String::new();
+    let mut rest = dir;
+    for index in 0..count {
+        let bad = ZipError::BadCentralHeader { index };
+        let header = rest.get(..CENTRAL_HEADER_LEN).ok_or(bad)?;
+        if le32(header, 0) != CENTRAL_HEADER_SIG {
+            return Err(bad);
+        }
+        let name_len = usize::from(le16(header, 28));
+        let extra_len = usize::from(le16(header, 30));
+        let comment_len = usize::from(le16(header, 32));
+        let total = CENTRAL_HEADER_LEN + name_len + extra_len + comment_len;
+        let entry = rest.get(..total).ok_or(bad)?;
+        rest = &rest[total..];
+        let raw_name = &entry[CENTRAL_HEADER_LEN..CENTRAL_HEADER_LEN + name_len];
+        let extra =
+            &entry[CENTRAL_HEADER_LEN + name_len..CENTRAL_HEADER_LEN + name_len + extra_len];
+
+        let flags = le16(header, 8);
+        let mut compressed = u64::from(le32(header, 20));
+        let mut uncompressed = u64::from(le32(header, 24));
+        let mut offset = u64::from(le32(header, 42));
+        if let Some(zip64) = find_extra(extra, ZIP64_EXTRA_ID) {
+            // Present only for the saturated fields, in this order.
+            let mut values = zip64.chunks_exact(8).map(|c| le64(c, 0));
+            for field in [&mut uncompressed, &mut compressed, &mut offset] {
+                if *field == u64::from(u32::MAX) {
+                    *field = values.next().ok_or(bad)?;
+                }
+            }
+        }
+        let local_header_offset = offset.checked_add(shift).ok_or(bad)?;
+
+        let name_start = u32::try_from(names.len()).map_err(|_| ZipError::DirectoryTooLarge)?;
+        names::decode_name_into(
+            raw_name,
+            flags & 0x0800 != 0,
+            find_extra(extra, UNICODE_PATH_ID),
+            &mut names,
+        );
+        let name_len =
+            u32::try_from(names.len()).map_err(|_| ZipError::DirectoryTooLarge)? - name_start;
+
+        records.push(Record {
+            local_header_offset,
+            compressed_size: compressed,
+            uncompressed_size: uncompressed,
+            data_end: 0,
+            crc32: le32(header, 16),
+            name_start,
+            name_len,
+            flags,
+            method: le16(header, 10),
+        });
+    }
+    Ok(Entries { names, records })
+}
+
+/// The data of the first extra field with `id`. A malformed tail (a length running past
+/// the end) ends the search, as lenient readers do.
+fn find_extra(mut extra: &[u8], id: u16) -> Option<&[u8]> {
+    while extra.len() >= 4 {
+        let field_id = le16(extra, 0);
+        let len = usize::from(le16(extra, 2));
+        let data = extra.get(4..4 + len)?;
+        if field_id == id {
+            return Some(data);
+        }
+        extra = &extra[4 + len..];
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{find_extra, le16, le32, le64};
+
+    #[test]
+    fn short_reads_are_zero() {
+        assert_eq!(le16(&[1], 0), 0);
+        assert_eq!(le32(&[1, 2, 3, 4], 1), 0);
+        assert_eq!(le64(&[1; 8], 0), 0x0101_0101_0101_0101);
+        assert_eq!(le64(&[1; 8], usize::MAX - 2), 0);
+    }
+
+    #[test]
+    fn extra_fields() {
+        let extra = [1, 0, 2, 0, 9, 9, 0x75, 0x70, 1, 0, 7, 0xff, 0xff];
+        assert_eq!(find_extra(&extra, 1), Some(&[9, 9][..]));
+        assert_eq!(find_extra(&extra, 0x7075), Some(&[7][..]));
+        assert_eq!(find_extra(&extra, 0xffff), None);
+        assert_eq!(find_extra(&[0xff, 0xff, 0xff, 0xff, 1], 0xffff), None);
+    }
+}
