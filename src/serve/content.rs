@@ -27,11 +27,11 @@ pub fn presentation(name: &str, endpoint: Endpoint) -> (String, String) {
         return (guessed.essence_str().to_owned(), attachment);
     }
     let (kind, sub) = (guessed.type_().as_str(), guessed.subtype().as_str());
-    let scriptable = sub.contains("html")
-        || sub.contains("xml")
-        || sub.contains("javascript")
-        || sub.contains("ecmascript")
-        || sub == "svg+xml";
+    // The essence keeps structured-syntax suffixes (`image/svg+xml`), which `subtype` drops.
+    let essence = guessed.essence_str();
+    let scriptable = ["html", "xml", "javascript", "ecmascript"]
+        .iter()
+        .any(|word| essence.contains(word));
     match (kind, sub) {
         _ if scriptable => (guessed.essence_str().to_owned(), attachment),
         ("text", _) => ("text/plain; charset=utf-8".to_owned(), "inline".to_owned()),
@@ -119,7 +119,7 @@ mod tests {
             ("logo.svg", "image/svg+xml", "attachment"),
             ("feed.xml", "text/xml", "attachment"),
             ("app.js", "text/javascript", "attachment"),
-            ("module.mjs", "text/javascript", "attachment"),
+            ("module.mjs", "application/javascript", "attachment"),
             ("archive.tar.gz", "application/gzip", "attachment"),
         ];
         for (name, kind, disposition) in cases {
