@@ -9,9 +9,12 @@
 //! - [`auth`]: the caller's credentials → cache fingerprint, upstream headers, log redaction.
 //! - [`upstream`]: the jobs backend: pooled streaming client ([`upstream::headers`] for
 //!   header rewriting) and the per-caller metadata cache ([`upstream::cache`]).
-//! - [`serve`]: endpoints answered from storage (archive, by ref, job log), after asking
-//!   the backend for the job as the caller ([`upstream::jobs`]); [`serve::object`] streams
-//!   an object with ranges and conditional requests ([`http`]).
+//! - [`serve`]: endpoints answered from storage (archive, by ref, single file, job log),
+//!   after asking the backend for the job as the caller ([`upstream::jobs`]);
+//!   [`serve::object`] streams an object with ranges and conditional requests ([`http`]),
+//!   [`serve::entry`] one file out of an archive, [`serve::content`] how it is presented.
+//! - [`zip`]: the archive index (pure parser), the cache of open archives, and entry
+//!   decoding with CRC/size verification.
 //! - [`storage`]: object storage via `object_store`: keys, ranged reads, large-chunk local
 //!   reads, failure mapping.
 //! - [`error`]: the per-request error type and its mapping to status + GitLab JSON.
@@ -24,7 +27,8 @@
 //!
 //! A request enters at [`server`], is named by [`routes`] in [`app`], and is either
 //! forwarded by [`upstream`] (through its cache for job metadata) or authorised through
-//! [`upstream::jobs`], located in [`storage`] and streamed by [`serve`].
+//! [`upstream::jobs`], located in [`storage`] (through [`zip`] for single files) and
+//! streamed by [`serve`].
 
 pub mod app;
 pub mod auth;
