@@ -6,14 +6,17 @@ use std::process::ExitCode;
 
 use artifact_gateway::config::{Config, LogFormat};
 use artifact_gateway::server::RunningGateway;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(version, about = "Streaming reverse proxy for GitLab CI job artifacts")]
+#[command(args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Configuration file (TOML). Every key can be overridden by an environment variable,
     /// see the README.
-    #[arg(long, value_name = "FILE", required_unless_present = "demo")]
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["demo"])]
     config: Option<PathBuf>,
     /// Run on the embedded default: a sample jobs backend and local sample artifacts.
     #[arg(long, conflicts_with = "config")]
@@ -25,6 +28,24 @@ struct Args {
     /// there are kept, so a benchmark can put its own archives in place first.
     #[arg(long, value_name = "DIR", requires = "demo")]
     storage_dir: Option<PathBuf>,
+}
+
+/// Tools for containers and the deployment examples.
+#[derive(Subcommand)]
+enum Command {
+    /// Run only the sample jobs backend (what --demo runs in-process).
+    SampleBackend {
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: std::net::SocketAddr,
+    },
+    /// Write the sample archives and job logs under DIR (keys as in the default layout).
+    SampleData { dir: PathBuf },
+    /// GET a URL and exit 0 on a 2xx answer: a health check without curl in the image.
+    Probe {
+        url: String,
+        #[arg(long, default_value = "5")]
+        timeout_secs: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,6 +70,15 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    match args.command {
+        Some(Command::SampleBackend { listen }) => return sample_backend(listen).await,
+        Some(Command::SampleData { dir }) => {
+            return artifact_gateway::demo::write_samples(&dir)
+                .map_err(|e| format!("cannot write samples to {}: {e}", dir.display()))
+        }
+        Some(Command::Probe { url, timeout_secs }) => return probe(&url, timeout_secs).await,
+        None => {}
+    }
     let demo = if args.demo {
         Some(artifact_gateway::demo::Demo::start(args.listen, args.storage_dir.clone()).await?)
     } else {
@@ -70,6 +100,38 @@ async fn run(args: Args) -> Result<(), String> {
     gateway.shutdown();
     gateway.wait().await;
     Ok(())
+}
+
+async fn sample_backend(listen: std::net::SocketAddr) -> Result<(), String> {
+    init_logging(LogFormat::Human, "info");
+    let backend = artifact_gateway::sample_backend::BackendBuilder::sample_data()
+        .start_on(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    println!("sample jobs backend on {}", backend.url());
+    wait_for_signal().await;
+    backend.shutdown();
+    Ok(())
+}
+
+async fn probe(url: &str, timeout_secs: u64) -> Result<(), String> {
+    use http_body_util::Empty;
+    use hyper_util::client::legacy::Client;
+    let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let client: Client<_, Empty<bytes::Bytes>> =
+        Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(timeout_secs),
+        client.get(uri),
+    )
+    .await
+    .map_err(|_| format!("{url}: no answer within {timeout_secs}s"))?
+    .map_err(|e| format!("{url}: {e}"))?;
+    if answer.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("{url}: {}", answer.status()))
+    }
 }
 
 fn init_logging(format: LogFormat, filter: &str) {

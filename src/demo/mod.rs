@@ -85,7 +85,7 @@ Try:
 }
 
 /// Write the samples, keeping any file already in place.
-fn write_samples(dir: &Path) -> std::io::Result<()> {
+pub fn write_samples(dir: &Path) -> std::io::Result<()> {
     for (project, job, bytes) in ARCHIVES {
         let path = dir.join(format!("{project}/{job}/artifacts.zip"));
         if path.exists() {
