@@ -167,6 +167,7 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "commit: $(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo ' (+ uncommitted changes in src/)')"
+    echo "binary: $BIN, built $(date -u -r "$BIN" +%Y-%m-%dT%H:%M:%SZ)$([[ ${SKIP_BUILD:-0} == 1 ]] && echo ' (SKIP_BUILD=1: may predate the tree)')"
     echo "nproc: $(nproc)   load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "memory: $(free -h | awk '/^Mem:/ {print $2 " total, " $7 " available"}')"
     echo "kernel: $(uname -r)   nginx: $("$NGINX" -v 2>&1 | sed 's/^nginx version: //')   curl: $(curl --version | head -1 | cut -d' ' -f1-2)"
@@ -272,7 +273,7 @@ stop_pid "$NGINX_PID"; NGINX_PID=""
 rm -f "$SCRATCH/store/1/104/artifacts.zip" "$SCRATCH/www/artifacts.zip"
 
 # --- 6. peak RSS ----------------------------------------------------------------------------------------
-declare -A RSS_BASE RSS_MAX RSS_HWM RSS_SECS
+declare -A RSS_BASE RSS_MAX RSS_HWM RSS_SECS RSS_THREADS
 for mb in $RSS_SIZES_MB; do
     dir="$SCRATCH/rss-$mb"
     mkdir -p "$dir/1/104"
@@ -301,6 +302,8 @@ for mb in $RSS_SIZES_MB; do
     rm -f "$SCRATCH/rss-stop"
     RSS_MAX[$mb]=$(cat "$SCRATCH/rss-max" 2>/dev/null || echo 0)
     RSS_HWM[$mb]=$(awk '/^VmHWM/ {print $2}' "/proc/$GW_PID/status")
+    # Idle blocking-pool threads linger ~10 s, so this is about the most the run needed.
+    RSS_THREADS[$mb]=$(awk '/^Threads/ {print $2}' "/proc/$GW_PID/status")
     RSS_SECS[$mb]=$(awk -v ns="$ns" 'BEGIN {printf "%.1f", ns / 1e9}')
     rm -f "$SCRATCH/rss-max"
     stop_pid "$GW_PID"; GW_PID=""
@@ -328,10 +331,10 @@ kib_to_mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
     echo "gateway VmHWM after the throughput runs: $(kib_to_mib "$gw_tp_hwm") MiB"
     echo
     echo "peak RSS: $RSS_CONC concurrent downloads, fresh gateway process per archive size (MiB = 2^20 bytes)"
-    printf '%-10s %-16s %-20s %-16s %s\n' "archive" "RSS at start" "max VmRSS (100 ms)" "VmHWM after" "wall time"
+    printf '%-10s %-16s %-20s %-16s %-12s %s\n' "archive" "RSS at start" "max VmRSS (100 ms)" "VmHWM after" "wall time" "threads after"
     for mb in $RSS_SIZES_MB; do
-        printf '%-10s %-16s %-20s %-16s %s\n' "${mb} MiB" "$(kib_to_mib "${RSS_BASE[$mb]}") MiB" \
-            "$(kib_to_mib "${RSS_MAX[$mb]}") MiB" "$(kib_to_mib "${RSS_HWM[$mb]}") MiB" "${RSS_SECS[$mb]} s"
+        printf '%-10s %-16s %-20s %-16s %-12s %s\n' "${mb} MiB" "$(kib_to_mib "${RSS_BASE[$mb]}") MiB" \
+            "$(kib_to_mib "${RSS_MAX[$mb]}") MiB" "$(kib_to_mib "${RSS_HWM[$mb]}") MiB" "${RSS_SECS[$mb]} s" "${RSS_THREADS[$mb]}"
     done
     echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg); other load at end (top, 1 s sample):"
     others
