@@ -66,7 +66,10 @@ fn cache_hit(c: &mut Criterion) {
     let backend = runtime
         .block_on(BackendBuilder::sample_data().start())
         .unwrap();
-    let cache = Arc::new(MetadataCache::new(&CacheConfig::default()));
+    let cache = Arc::new(MetadataCache::new(
+        &CacheConfig::default(),
+        Arc::new(artifact_gateway::metrics::Metrics::new()),
+    ));
     let mut headers = HeaderMap::new();
     headers.insert("private-token", "demo-token".parse().unwrap());
     let client: Client<_, http_body_util::Empty<bytes::Bytes>> =

@@ -3,6 +3,7 @@
 //! applies). Every error becomes a response here, through `GatewayError::into_response`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::{header, Method, Request, Response};
@@ -14,6 +15,7 @@ use crate::body::{self, AccessLog, Body, LoggedBody};
 use crate::config::Config;
 use crate::context::RequestContext;
 use crate::error::GatewayError;
+use crate::metrics::Metrics;
 use crate::routes::{self, Route};
 use crate::serve::Outcome;
 use crate::storage::Storage;
@@ -39,6 +41,9 @@ pub struct AppState {
     pub storage: Storage,
     pub refs: RefCache,
     pub archives: ArchiveCache,
+    pub metrics: Arc<Metrics>,
+    /// Set when shutdown begins: readiness fails from then on.
+    pub shutting_down: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -49,10 +54,12 @@ impl AppState {
     }
 
     /// State with a given storage (tests wrap stores to count or break reads).
-    pub fn with_storage(config: Config, storage: Storage) -> Self {
+    pub fn with_storage(config: Config, mut storage: Storage) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        storage.set_metrics(Arc::clone(&metrics));
         Self {
-            upstream: Upstream::new(&config.upstream),
-            cache: MetadataCache::new(&config.cache),
+            upstream: Upstream::new(&config.upstream, Arc::clone(&metrics)),
+            cache: MetadataCache::new(&config.cache, Arc::clone(&metrics)),
             refs: RefCache::new(config.artifacts.by_ref_ttl),
             archives: ArchiveCache::new(
                 config.zip.index_cache_bytes,
@@ -61,7 +68,10 @@ impl AppState {
                     max_entries: config.zip.max_entries,
                     max_directory_bytes: config.zip.max_directory_bytes,
                 },
+                Arc::clone(&metrics),
             ),
+            metrics,
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
             storage,
             config,
         }
@@ -72,17 +82,19 @@ impl AppState {
         let started = Instant::now();
         let path = request.uri().path().to_owned();
         let query = request.uri().query().map(auth::redact_query);
+        let routed = routes::match_route(request.method(), &path, request.uri().query());
+        let route_name = routed.as_ref().map_or("invalid", Route::name);
         let span = tracing::info_span!(
             "request",
             method = %request.method(),
             path = %path,
             query = query.as_deref().unwrap_or(""),
-            route = tracing::field::Empty,
+            route = route_name,
             job_id = tracing::field::Empty,
             peer = %conn.peer.ip(),
         );
         let response = async {
-            match self.dispatch(request, conn, started).await {
+            match self.dispatch(request, conn, started, routed).await {
                 Ok(response) => response,
                 Err(error) => error.into_response(),
             }
@@ -91,7 +103,13 @@ impl AppState {
         .await;
         let mut response = response;
         crate::serve::content::security_headers(response.headers_mut());
-        let log = AccessLog::new(span, response.status().as_u16(), started);
+        let log = AccessLog::new(
+            span,
+            response.status().as_u16(),
+            started,
+            route_name,
+            Arc::clone(&self.metrics),
+        );
         response.map(|b| body::boxed(LoggedBody::new(b, log)))
     }
 
@@ -100,6 +118,7 @@ impl AppState {
         request: Request<Incoming>,
         conn: Connection,
         started: Instant,
+        routed: Result<Route, routes::RouteError>,
     ) -> Result<Response<Body>, GatewayError> {
         let Connection { peer, local, proto } = conn;
         if request.method() == Method::CONNECT {
@@ -110,16 +129,10 @@ impl AppState {
         if header_bytes(request.headers()) > self.config.server.max_header_bytes {
             return Err(GatewayError::HeadersTooLarge);
         }
-        let route = routes::match_route(
-            request.method(),
-            request.uri().path(),
-            request.uri().query(),
-        )
-        .map_err(|error| match error {
+        let route = routed.map_err(|error| match error {
             routes::RouteError::BadPath(why) => GatewayError::BadRequest(why),
             routes::RouteError::MissingParam(name) => GatewayError::MissingParam(name),
         })?;
-        tracing::Span::current().record("route", route.name());
         let public_base = match &self.config.public_url {
             Some(url) => url.as_str().to_owned(),
             None => format!("{proto}://{}", host.as_deref().unwrap_or("localhost")),

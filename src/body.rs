@@ -6,12 +6,15 @@
 //! reach the client, so wrappers pass errors through and never turn them into a clean end.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
+
+use crate::metrics::Metrics;
 
 /// Errors a body may fail with mid-stream.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -57,29 +60,42 @@ pin_project_lite::pin_project! {
     }
 }
 
-/// What one access line says about a request.
+/// What one access line (and the request metrics) says about a request.
 pub struct AccessLog {
     pub span: tracing::Span,
     pub status: u16,
     pub started: Instant,
     pub bytes: u64,
+    route: &'static str,
+    metrics: Arc<Metrics>,
     done: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
 enum Outcome {
     Complete,
-    Error,
+    /// The body failed: the transfer was aborted, for this reason.
+    Error(&'static str),
     ClientGone,
 }
 
 impl AccessLog {
-    pub fn new(span: tracing::Span, status: u16, started: Instant) -> Self {
+    /// Counts the body as in flight until it finishes.
+    pub fn new(
+        span: tracing::Span,
+        status: u16,
+        started: Instant,
+        route: &'static str,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        metrics.in_flight_streams.inc();
         Self {
             span,
             status,
             started,
             bytes: 0,
+            route,
+            metrics,
             done: false,
         }
     }
@@ -88,7 +104,30 @@ impl AccessLog {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = self.started.elapsed();
+        let metrics = &self.metrics;
+        metrics.in_flight_streams.dec();
+        metrics
+            .requests
+            .with_label_values(&[self.route, &self.status.to_string()])
+            .inc();
+        metrics
+            .request_seconds
+            .with_label_values(&[self.route])
+            .observe(elapsed.as_secs_f64());
+        metrics
+            .response_bytes
+            .with_label_values(&[self.route])
+            .inc_by(self.bytes);
+        match outcome {
+            Outcome::Complete => {}
+            Outcome::Error(reason) => metrics.aborted_streams.with_label_values(&[reason]).inc(),
+            Outcome::ClientGone => metrics
+                .aborted_streams
+                .with_label_values(&["client_gone"])
+                .inc(),
+        }
+        let duration_ms = elapsed.as_secs_f64() * 1000.0;
         tracing::info!(
             parent: &self.span,
             status = self.status,
@@ -110,9 +149,39 @@ impl<B: http_body::Body> LoggedBody<B> {
     }
 }
 
+/// Why a body failed, from its error: a failed CRC or size check, storage, or the upstream.
+fn abort_reason(error: &(dyn std::error::Error + 'static)) -> &'static str {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.downcast_ref::<crate::storage::StorageError>().is_some() {
+            return "storage";
+        }
+        if e.downcast_ref::<hyper::Error>().is_some() {
+            return "upstream";
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::InvalidData {
+                return "verification";
+            }
+            // `io::Error::source` skips the error it wraps; look at it directly.
+            if let Some(inner) = io.get_ref() {
+                if inner
+                    .downcast_ref::<crate::storage::StorageError>()
+                    .is_some()
+                {
+                    return "storage";
+                }
+            }
+        }
+        current = e.source();
+    }
+    "other"
+}
+
 impl<B> http_body::Body for LoggedBody<B>
 where
     B: http_body::Body<Data = Bytes>,
+    B::Error: AsRef<dyn std::error::Error + Send + Sync + 'static>,
 {
     type Data = Bytes;
     type Error = B::Error;
@@ -133,7 +202,9 @@ where
                     this.log.finish(Outcome::Complete);
                 }
             }
-            Poll::Ready(Some(Err(_))) => this.log.finish(Outcome::Error),
+            Poll::Ready(Some(Err(error))) => this
+                .log
+                .finish(Outcome::Error(abort_reason(error.as_ref()))),
             Poll::Ready(None) => this.log.finish(Outcome::Complete),
             Poll::Pending => {}
         }

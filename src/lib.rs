@@ -4,6 +4,8 @@
 //! The path of a request, in module order:
 //!
 //! - [`server`]: the listener; HTTP/1.1 and HTTP/2 connections, limits, graceful shutdown.
+//! - [`admin`]: the admin listener: metrics, health, readiness.
+//! - [`metrics`]: the Prometheus registry every part counts into.
 //! - [`app`]: shared state and dispatch of one request; the one place errors become responses.
 //! - [`routes`]: pure `(method, path, query) → Route` for the Jobs API.
 //! - [`auth`]: the caller's credentials → cache fingerprint, upstream headers, log redaction.
@@ -30,6 +32,7 @@
 //! [`upstream::jobs`], located in [`storage`] (through [`zip`] for single files) and
 //! streamed by [`serve`].
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod body;
@@ -38,6 +41,7 @@ pub mod context;
 pub mod demo;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod routes;
 pub mod sample_backend;
 pub mod serve;

@@ -25,6 +25,8 @@ use crate::config::Config;
 /// A gateway serving on a socket, with a handle to stop it.
 pub struct RunningGateway {
     addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    admin: Option<tokio::task::JoinHandle<()>>,
     state: Arc<AppState>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -40,7 +42,17 @@ impl RunningGateway {
     /// Bind `state.config.listen` and serve the given state.
     pub async fn start_with(state: AppState) -> std::io::Result<Self> {
         let listener = TcpListener::bind(state.config.listen).await?;
-        Ok(Self::start_on(listener, Arc::new(state)))
+        let admin = match state.config.admin_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
+        let state = Arc::new(state);
+        let mut gateway = Self::start_on(listener, Arc::clone(&state));
+        if let Some(admin) = admin {
+            gateway.admin_addr = admin.local_addr().ok();
+            gateway.admin = Some(tokio::spawn(crate::admin::serve(admin, state)));
+        }
+        Ok(gateway)
     }
 
     pub fn start_on(listener: TcpListener, state: Arc<AppState>) -> Self {
@@ -51,10 +63,17 @@ impl RunningGateway {
         let task = tokio::spawn(serve(listener, Arc::clone(&state), signal));
         Self {
             addr,
+            admin_addr: None,
+            admin: None,
             state,
             shutdown,
             task,
         }
+    }
+
+    /// The admin listener's address, when `admin_listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -70,8 +89,13 @@ impl RunningGateway {
         let _ = self.shutdown.send(true);
     }
 
+    /// Wait for the shutdown to finish; the admin listener (which reports "not ready"
+    /// meanwhile) stops last.
     pub async fn wait(self) {
         let _ = self.task.await;
+        if let Some(admin) = self.admin {
+            admin.abort();
+        }
     }
 }
 
@@ -104,6 +128,9 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, mut signal: watc
             () = stopped(&mut signal) => break,
         }
     }
+    state
+        .shutting_down
+        .store(true, std::sync::atomic::Ordering::Release);
     drop(listener);
     tracing::info!(
         in_flight = connections.len(),

@@ -51,6 +51,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Base URL clients use; upstream `Link`/`Location` headers are rewritten to it (`public_url`).
     pub public_url: Option<BaseUrl>,
+    /// Address of the admin listener (`/metrics`, `/-/health`, `/-/readiness`), off the
+    /// public port; unset: no admin listener (`admin_listen`).
+    pub admin_listen: Option<SocketAddr>,
     pub log: LogConfig,
     pub server: ServerConfig,
     pub upstream: UpstreamConfig,
@@ -339,6 +342,7 @@ impl Config {
         Config {
             listen: DEFAULT_LISTEN,
             public_url: None,
+            admin_listen: None,
             log: LogConfig::default(),
             server: ServerConfig::default(),
             upstream: upstream_defaults(upstream_url),

@@ -30,6 +30,7 @@ const MAX_BY_REF_PAGES: u32 = 1000;
 pub(super) struct RawConfig {
     listen: Option<String>,
     public_url: Option<String>,
+    admin_listen: Option<String>,
     #[serde(default)]
     log: RawLog,
     #[serde(default)]
@@ -136,6 +137,17 @@ impl RawConfig {
         Ok(Config {
             listen,
             public_url,
+            admin_listen: self
+                .admin_listen
+                .map(|s| {
+                    s.parse().map_err(|_| {
+                        invalid(
+                            "admin_listen",
+                            "not a socket address (expected IP:PORT, e.g. 127.0.0.1:9090)",
+                        )
+                    })
+                })
+                .transpose()?,
             log: self.log.validate()?,
             server: self.server.validate()?,
             upstream: self.upstream.validate()?,

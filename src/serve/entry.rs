@@ -27,6 +27,7 @@ use crate::context::RequestContext;
 use crate::error::GatewayError;
 use crate::http::conditional::Conditions;
 use crate::http::range;
+use crate::metrics::ReadKind;
 use crate::routes::ProjectRef;
 use crate::storage::StorageError;
 use crate::upstream::jobs::{Fetched, Job};
@@ -295,7 +296,12 @@ impl AppState {
         }
         let object = self
             .storage
-            .get(path, Some(GetRange::Bounded(range)), archive.etag.clone())
+            .get(
+                ReadKind::ZipEntry,
+                path,
+                Some(GetRange::Bounded(range)),
+                archive.etag.clone(),
+            )
             .await
             .map_err(EntryError::Storage)?;
         Ok(object.body)

@@ -16,16 +16,19 @@ use crate::app::AppState;
 use crate::body::Body;
 use crate::context::RequestContext;
 use crate::error::GatewayError;
+use crate::metrics::ReadKind;
 use crate::routes::ProjectRef;
 use crate::upstream::jobs::{Fetched, Job, Jobs};
 use object::Presentation;
 
 const ARCHIVE: Presentation = Presentation {
+    kind: ReadKind::Archive,
     content_type: "application/zip",
     disposition: Some("attachment; filename=\"artifacts.zip\"; filename*=UTF-8''artifacts.zip"),
 };
 
 const TRACE: Presentation = Presentation {
+    kind: ReadKind::Trace,
     content_type: "text/plain; charset=utf-8",
     disposition: None,
 };

@@ -12,10 +12,13 @@ use crate::body::{self, Body};
 use crate::error::GatewayError;
 use crate::http::conditional::{self, Conditions};
 use crate::http::range::{self, ByteRange};
+use crate::metrics::ReadKind;
 use crate::storage::{Meta, Storage, StorageError};
 
 /// How an object is presented to the client.
 pub struct Presentation {
+    /// What the reads are counted as.
+    pub kind: ReadKind,
     pub content_type: &'static str,
     pub disposition: Option<&'static str>,
 }
@@ -61,7 +64,12 @@ pub async fn serve(
         };
     }
     let mut object = match storage
-        .get(path, requested.map(ByteRange::to_get_range), None)
+        .get(
+            presentation.kind,
+            path,
+            requested.map(ByteRange::to_get_range),
+            None,
+        )
         .await
     {
         Err(StorageError::NotFound) => return Ok(None),
@@ -77,7 +85,7 @@ pub async fn serve(
         // `If-Range` names an older version: the whole current object instead. Only this
         // stale case costs a second storage request.
         ranged = false;
-        object = match storage.get(path, None, None).await {
+        object = match storage.get(presentation.kind, path, None, None).await {
             Err(StorageError::NotFound) => return Ok(None),
             other => other?,
         };

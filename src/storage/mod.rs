@@ -25,6 +25,7 @@ use object_store::{
 };
 
 use crate::config::{KeyTemplate, StorageConfig};
+use crate::metrics::{Metrics, ReadKind};
 
 pub use build::build_store;
 
@@ -75,6 +76,7 @@ pub struct Object {
 
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
+    metrics: Arc<Metrics>,
     /// Present for stores that can presign URLs, when redirects are configured.
     signer: Option<Arc<dyn Signer>>,
     archive_key: KeyTemplate,
@@ -97,11 +99,17 @@ impl Storage {
     pub fn new(store: Arc<dyn ObjectStore>, config: &StorageConfig) -> Self {
         Self {
             store,
+            metrics: Arc::default(),
             signer: None,
             archive_key: config.archive_key.clone(),
             trace_key: config.trace_key.clone(),
             presign_ttl: config.presign_ttl,
         }
+    }
+
+    /// Count this storage's requests in `metrics` (the gateway's registry).
+    pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
+        self.metrics = metrics;
     }
 
     pub fn archive_path(&self, project_id: u64, job_id: u64) -> Path {
@@ -113,6 +121,7 @@ impl Storage {
     }
 
     pub async fn head(&self, path: &Path) -> Result<Meta, StorageError> {
+        self.metrics.storage_request(ReadKind::Head);
         self.store
             .head(path)
             .await
@@ -124,10 +133,13 @@ impl Storage {
     /// is set the read fails with `PreconditionFailed` if the object changed.
     pub async fn get(
         &self,
+        kind: ReadKind,
         path: &Path,
         range: Option<GetRange>,
         if_match: Option<String>,
     ) -> Result<Object, StorageError> {
+        self.metrics.storage_request(kind);
+        let timer = self.metrics.storage_read_seconds.start_timer();
         let options = GetOptions {
             range: range.clone(),
             if_match,
@@ -137,6 +149,7 @@ impl Storage {
             Ok(result) => result,
             Err(error) => return Err(self.explain_failed_get(path, range, error).await),
         };
+        timer.observe_duration();
         let meta = Meta::from(&result.meta);
         let range = result.range.clone();
         let body = match result.payload {
@@ -147,6 +160,14 @@ impl Storage {
                 .boxed(),
             GetResultPayload::Stream(stream) => stream.map(|chunk| chunk.map_err(classify)).boxed(),
         };
+        let metrics = Arc::clone(&self.metrics);
+        let body = body
+            .inspect(move |chunk| {
+                if let Ok(chunk) = chunk {
+                    metrics.storage_read(kind, chunk.len() as u64);
+                }
+            })
+            .boxed();
         let body = ExactLength::new(body, range.end - range.start).boxed();
         Ok(Object { meta, range, body })
     }

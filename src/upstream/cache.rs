@@ -26,6 +26,7 @@ use crate::auth::Fingerprint;
 use crate::body::{self, Body};
 use crate::config::CacheConfig;
 use crate::error::GatewayError;
+use crate::metrics::Metrics;
 use crate::routes::ProjectRef;
 
 pub const X_CACHE: http::HeaderName = http::HeaderName::from_static("x-cache");
@@ -101,6 +102,7 @@ enum Uncached {
 
 pub struct MetadataCache {
     entries: Option<Cache<CacheKey, Arc<CachedResponse>>>,
+    metrics: Arc<Metrics>,
     /// Namespaced project paths seen with their numeric id, so that a mutation naming a
     /// project one way invalidates lists cached under the other.
     aliases: Arc<Mutex<std::collections::HashMap<String, u64>>>,
@@ -128,9 +130,15 @@ impl CacheStatus {
 }
 
 impl MetadataCache {
-    pub fn new(config: &CacheConfig) -> Self {
+    pub fn new(config: &CacheConfig, metrics: Arc<Metrics>) -> Self {
+        let evictions = Arc::clone(&metrics);
         let entries = (config.max_bytes > 0).then(|| {
             Cache::builder()
+                .eviction_listener(move |_key, _value, cause| {
+                    if cause == moka::notification::RemovalCause::Size {
+                        evictions.metadata("eviction");
+                    }
+                })
                 .max_capacity(config.max_bytes)
                 .weigher(|_key: &CacheKey, value: &Arc<CachedResponse>| value.weight())
                 .time_to_live(config.ttl)
@@ -139,6 +147,7 @@ impl MetadataCache {
         });
         Self {
             entries,
+            metrics,
             aliases: Arc::default(),
             max_entry_bytes: config.max_entry_bytes,
             epoch: AtomicU64::new(0),
@@ -208,23 +217,43 @@ impl MetadataCache {
                 } else {
                     CacheStatus::Hit
                 };
+                self.metrics.metadata(match status {
+                    CacheStatus::Hit => "hit",
+                    _ => "miss",
+                });
                 Ok((entry.to_response(status), status))
             }
-            Err(uncached) => match &*uncached {
-                Uncached::Shared(entry) => {
-                    Ok((entry.to_response(CacheStatus::Miss), CacheStatus::Miss))
-                }
-                Uncached::Failed(error) => Err(error.clone()),
-                Uncached::Stream(slot) => {
-                    let taken = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-                    let mut response = match taken {
-                        Some(response) => response,
-                        None => fetch().await?.map(body::boxed),
-                    };
-                    mark(&mut response, CacheStatus::Miss);
-                    Ok((response, CacheStatus::Miss))
-                }
-            },
+            Err(uncached) => {
+                self.metrics.metadata("miss");
+                self.uncached(&uncached, &fetch).await
+            }
+        }
+    }
+
+    /// Answer from a load that produced no entry.
+    async fn uncached<F, Fut>(
+        &self,
+        uncached: &Uncached,
+        fetch: &F,
+    ) -> Result<(Response<Body>, CacheStatus), GatewayError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Response<Incoming>, GatewayError>>,
+    {
+        match uncached {
+            Uncached::Shared(entry) => {
+                Ok((entry.to_response(CacheStatus::Miss), CacheStatus::Miss))
+            }
+            Uncached::Failed(error) => Err(error.clone()),
+            Uncached::Stream(slot) => {
+                let taken = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                let mut response = match taken {
+                    Some(response) => response,
+                    None => fetch().await?.map(body::boxed),
+                };
+                mark(&mut response, CacheStatus::Miss);
+                Ok((response, CacheStatus::Miss))
+            }
         }
     }
 
@@ -241,6 +270,7 @@ impl MetadataCache {
     /// `project_id` is the numeric id when the mutation's response told it.
     pub fn invalidate_job(&self, project: &ProjectRef, job_id: u64, project_id: Option<u64>) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.metrics.metadata("invalidation");
         let Some(entries) = &self.entries else { return };
         if let (ProjectRef::Path(path), Some(id)) = (project, project_id) {
             self.learn_alias(path, id);

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod headers;
 pub mod jobs;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{header, HeaderValue, Request, Response, Uri};
@@ -19,9 +20,11 @@ use crate::body::Body;
 use crate::config::{BaseUrl, UpstreamConfig};
 use crate::context::RequestContext;
 use crate::error::GatewayError;
+use crate::metrics::Metrics;
 
 pub struct Upstream {
     client: Client<HttpConnector, Body>,
+    metrics: Arc<Metrics>,
     base: BaseUrl,
     /// Absolute bases the upstream may put in `Link`/`Location`: its own URL and the
     /// configured `rewrite_bases`.
@@ -30,7 +33,7 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(config: &UpstreamConfig) -> Self {
+    pub fn new(config: &UpstreamConfig, metrics: Arc<Metrics>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.connect_timeout));
         connector.set_nodelay(true);
@@ -49,6 +52,7 @@ impl Upstream {
             .collect();
         Self {
             client,
+            metrics,
             base: config.url.clone(),
             rewrite_from,
             response_timeout: config.response_timeout,
@@ -72,8 +76,14 @@ impl Upstream {
             request.headers_mut().insert(header::HOST, host);
         }
         match tokio::time::timeout(self.response_timeout, self.client.request(request)).await {
-            Err(_elapsed) => Err(GatewayError::UpstreamTimeout),
-            Ok(Err(error)) => Err(GatewayError::UpstreamUnavailable(error_chain(&error))),
+            Err(_elapsed) => {
+                self.metrics.upstream_error("timeout");
+                Err(GatewayError::UpstreamTimeout)
+            }
+            Ok(Err(error)) => {
+                self.metrics.upstream_error("unavailable");
+                Err(GatewayError::UpstreamUnavailable(error_chain(&error)))
+            }
             Ok(Ok(response)) => Ok(response),
         }
     }

@@ -20,6 +20,7 @@ use object_store::path::Path;
 use object_store::GetRange;
 
 use super::index::{self, IndexLimits, TailOutcome, ZipError, ZipIndex};
+use crate::metrics::{Metrics, ReadKind};
 use crate::storage::{Storage, StorageError};
 
 /// An open archive: its index and what the opening read brought in.
@@ -58,18 +59,26 @@ pub enum OpenError {
 
 pub struct ArchiveCache {
     entries: Cache<String, Arc<Archive>>,
+    metrics: Arc<Metrics>,
     tail_bytes: u64,
     limits: IndexLimits,
 }
 
 impl ArchiveCache {
     /// `capacity` bytes of indexes and tails; each archive opens with a `tail_bytes` read.
-    pub fn new(capacity: u64, tail_bytes: u64, limits: IndexLimits) -> Self {
+    pub fn new(capacity: u64, tail_bytes: u64, limits: IndexLimits, metrics: Arc<Metrics>) -> Self {
+        let evictions = Arc::clone(&metrics);
         Self {
             entries: Cache::builder()
                 .max_capacity(capacity)
                 .weigher(|_key: &String, archive: &Arc<Archive>| archive.weight())
+                .eviction_listener(move |_key, _value, cause| {
+                    if cause == moka::notification::RemovalCause::Size {
+                        evictions.zip_index("eviction");
+                    }
+                })
                 .build(),
+            metrics,
             tail_bytes,
             limits,
         }
@@ -92,10 +101,9 @@ impl ArchiveCache {
             })
             .await
             .map_err(|shared: Arc<OpenError>| (*shared).clone())?;
-        Ok((
-            archive,
-            opened_here.load(std::sync::atomic::Ordering::Relaxed),
-        ))
+        let opened = opened_here.load(std::sync::atomic::Ordering::Relaxed);
+        self.metrics.zip_index(if opened { "miss" } else { "hit" });
+        Ok((archive, opened))
     }
 
     /// Forget an archive whose object changed.
@@ -119,7 +127,12 @@ async fn open(
     limits: &IndexLimits,
 ) -> Result<Archive, OpenError> {
     let object = storage
-        .get(path, Some(GetRange::Suffix(tail_bytes)), None)
+        .get(
+            ReadKind::ZipTail,
+            path,
+            Some(GetRange::Suffix(tail_bytes)),
+            None,
+        )
         .await?;
     let meta = object.meta;
     if meta.size == 0 {
@@ -176,7 +189,12 @@ async fn read_range(
     // Read only up to where the tail starts and join the two.
     let read_end = range.end.min(tail_start);
     let object = storage
-        .get(path, Some(GetRange::Bounded(range.start..read_end)), etag)
+        .get(
+            ReadKind::ZipDirectory,
+            path,
+            Some(GetRange::Bounded(range.start..read_end)),
+            etag,
+        )
         .await?;
     let head = collect(object.body, read_end - range.start).await?;
     if range.end <= tail_start {

@@ -1,0 +1,203 @@
+//! The gateway's Prometheus metrics: one registry per gateway instance (tests run several
+//! in one process), exported in the Prometheus text format on the admin listener.
+//!
+//! Labels are bounded: routes are the matcher's fixed names, statuses are numbers, kinds
+//! and reasons are fixed words. No path, project or token ever becomes a label.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// What a storage request was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadKind {
+    /// A whole archive or a range of it, for a download.
+    Archive,
+    /// A job log.
+    Trace,
+    /// The tail read that opens an archive.
+    ZipTail,
+    /// The central directory, when it starts before the tail.
+    ZipDirectory,
+    /// One entry (or its local header).
+    ZipEntry,
+    /// Metadata only.
+    Head,
+}
+
+impl ReadKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Archive => "archive",
+            Self::Trace => "trace",
+            Self::ZipTail => "zip_tail",
+            Self::ZipDirectory => "zip_directory",
+            Self::ZipEntry => "zip_entry",
+            Self::Head => "head",
+        }
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_seconds: HistogramVec,
+    pub response_bytes: IntCounterVec,
+    pub in_flight_streams: IntGauge,
+    pub aborted_streams: IntCounterVec,
+    pub storage_requests: IntCounterVec,
+    pub storage_bytes: IntCounterVec,
+    pub metadata_cache: IntCounterVec,
+    pub zip_index_cache: IntCounterVec,
+    pub upstream_errors: IntCounterVec,
+    pub connections: IntGauge,
+    pub rejected: IntCounterVec,
+    pub storage_read_seconds: Histogram,
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let vec = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(vec.clone()))
+        .expect("unique metric");
+    vec
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let gauge = IntGauge::new(name, help).expect("valid metric");
+    registry
+        .register(Box::new(gauge.clone()))
+        .expect("unique metric");
+    gauge
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry =
+            Registry::new_custom(Some("artifact_gateway".into()), None).expect("valid prefix");
+        let r = &registry;
+        // Up to 10 minutes: a large download is one request.
+        let buckets = vec![
+            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            300.0, 600.0,
+        ];
+        let request_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "request_duration_seconds",
+                "Time from request to the end of the response body, by route.",
+            )
+            .buckets(buckets),
+            &["route"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(request_seconds.clone()))
+            .expect("unique metric");
+        let storage_read_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "storage_request_seconds",
+                "Time until storage answered a request (headers, not the body).",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+            ]),
+        )
+        .expect("valid metric");
+        r.register(Box::new(storage_read_seconds.clone()))
+            .expect("unique metric");
+        Self {
+            requests: counter_vec(r, "requests_total", "Requests answered, by route and status.", &["route", "status"]),
+            request_seconds,
+            response_bytes: counter_vec(r, "response_bytes_total", "Response body bytes sent, by route.", &["route"]),
+            in_flight_streams: gauge(r, "in_flight_streams", "Response bodies being sent now."),
+            aborted_streams: counter_vec(
+                r,
+                "aborted_streams_total",
+                "Response bodies cut short, by reason: verification (CRC or size), storage, upstream, client_gone, shutdown.",
+                &["reason"],
+            ),
+            storage_requests: counter_vec(r, "storage_requests_total", "Storage requests, by kind.", &["kind"]),
+            storage_bytes: counter_vec(r, "storage_read_bytes_total", "Bytes read from storage, by kind.", &["kind"]),
+            metadata_cache: counter_vec(
+                r,
+                "metadata_cache_events_total",
+                "Metadata cache: hit, miss, eviction, invalidation.",
+                &["event"],
+            ),
+            zip_index_cache: counter_vec(r, "zip_index_cache_events_total", "Zip index cache: hit, miss, eviction.", &["event"]),
+            upstream_errors: counter_vec(r, "upstream_errors_total", "Jobs backend failures: unavailable, timeout.", &["kind"]),
+            connections: gauge(r, "open_connections", "Client connections open now."),
+            rejected: counter_vec(r, "rejected_total", "Work refused by a limit, by limit.", &["limit"]),
+            storage_read_seconds,
+            registry,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let families = self.registry.gather();
+        // Encoding into a Vec cannot fail for the text format.
+        let _ = TextEncoder::new().encode(&families, &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    pub fn storage_request(&self, kind: ReadKind) {
+        self.storage_requests
+            .with_label_values(&[kind.as_str()])
+            .inc();
+    }
+
+    pub fn storage_read(&self, kind: ReadKind, bytes: u64) {
+        self.storage_bytes
+            .with_label_values(&[kind.as_str()])
+            .inc_by(bytes);
+    }
+
+    pub fn metadata(&self, event: &str) {
+        self.metadata_cache.with_label_values(&[event]).inc();
+    }
+
+    pub fn zip_index(&self, event: &str) {
+        self.zip_index_cache.with_label_values(&[event]).inc();
+    }
+
+    pub fn upstream_error(&self, kind: &str) {
+        self.upstream_errors.with_label_values(&[kind]).inc();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text_with_the_prefix() {
+        let metrics = Metrics::new();
+        metrics
+            .requests
+            .with_label_values(&["get_job", "200"])
+            .inc();
+        metrics.storage_request(ReadKind::ZipTail);
+        metrics.request_seconds.with_label_values(&["get_job"]).observe(0.2);
+        let text = metrics.render();
+        assert!(
+            text.contains("artifact_gateway_requests_total{route=\"get_job\",status=\"200\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("artifact_gateway_storage_requests_total{kind=\"zip_tail\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE artifact_gateway_request_duration_seconds histogram"),
+            "{text}"
+        );
+    }
+}
