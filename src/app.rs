@@ -42,6 +42,9 @@ pub struct AppState {
     pub refs: RefCache,
     pub archives: ArchiveCache,
     pub metrics: Arc<Metrics>,
+    /// Requests in progress, bounded by `server.max_streams`; a permit lives until the
+    /// response body ends.
+    pub streams: Arc<tokio::sync::Semaphore>,
     /// Set when shutdown begins: readiness fails from then on.
     pub shutting_down: std::sync::atomic::AtomicBool,
 }
@@ -63,6 +66,7 @@ impl AppState {
             refs: RefCache::new(config.artifacts.by_ref_ttl),
             archives: ArchiveCache::new(
                 config.zip.index_cache_bytes,
+                config.zip.index_ttl,
                 config.zip.tail_bytes,
                 IndexLimits {
                     max_entries: config.zip.max_entries,
@@ -72,6 +76,7 @@ impl AppState {
             ),
             metrics,
             shutting_down: std::sync::atomic::AtomicBool::new(false),
+            streams: Arc::new(tokio::sync::Semaphore::new(config.server.max_streams)),
             storage,
             config,
         }
@@ -93,7 +98,15 @@ impl AppState {
             job_id = tracing::field::Empty,
             peer = %conn.peer.ip(),
         );
+        let permit = Arc::clone(&self.streams).try_acquire_owned().ok();
         let response = async {
+            if permit.is_none() {
+                self.metrics
+                    .rejected
+                    .with_label_values(&["max_streams"])
+                    .inc();
+                return GatewayError::Overloaded("max_streams").into_response();
+            }
             match self.dispatch(request, conn, started, routed).await {
                 Ok(response) => response,
                 Err(error) => error.into_response(),
@@ -109,6 +122,7 @@ impl AppState {
             started,
             route_name,
             Arc::clone(&self.metrics),
+            permit,
         );
         response.map(|b| body::boxed(LoggedBody::new(b, log)))
     }

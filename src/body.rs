@@ -68,6 +68,8 @@ pub struct AccessLog {
     pub bytes: u64,
     route: &'static str,
     metrics: Arc<Metrics>,
+    /// Held until the body ends: the request counts against `server.max_streams`.
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
     done: bool,
 }
 
@@ -87,6 +89,7 @@ impl AccessLog {
         started: Instant,
         route: &'static str,
         metrics: Arc<Metrics>,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Self {
         metrics.in_flight_streams.inc();
         Self {
@@ -96,6 +99,7 @@ impl AccessLog {
             bytes: 0,
             route,
             metrics,
+            permit,
             done: false,
         }
     }
@@ -104,6 +108,7 @@ impl AccessLog {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
+        self.permit = None;
         let elapsed = self.started.elapsed();
         let metrics = &self.metrics;
         metrics.in_flight_streams.dec();

@@ -50,6 +50,9 @@ pub enum GatewayError {
     /// The entry exists but the gateway cannot decode it (encrypted, unknown method).
     #[error("unsupported entry: {0}")]
     UnsupportedEntry(String),
+    /// A limit was reached (connections, streams); the client should retry shortly.
+    #[error("overloaded: {0}")]
+    Overloaded(&'static str),
     /// A bug or an impossible state on our side.
     #[error("internal error: {0}")]
     Internal(String),
@@ -69,6 +72,7 @@ impl GatewayError {
                 StatusCode::BAD_GATEWAY
             }
             Self::UnsupportedEntry(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamTimeout | Self::StorageTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -113,6 +117,11 @@ impl GatewayError {
             if let Ok(value) = HeaderValue::from_str(&crate::http::range::unsatisfied(size)) {
                 response.headers_mut().insert(header::CONTENT_RANGE, value);
             }
+        }
+        if let Self::Overloaded(_) = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }
@@ -224,6 +233,11 @@ mod tests {
                 GatewayError::UnsupportedEntry("entry is encrypted".into()),
                 501,
                 serde_json::json!({"message": "501 Not Implemented - entry is encrypted"}),
+            ),
+            (
+                GatewayError::Overloaded("max_streams"),
+                503,
+                serde_json::json!({"message": "503 Service Unavailable"}),
             ),
             (
                 GatewayError::Internal("bug".into()),

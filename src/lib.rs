@@ -23,6 +23,7 @@
 //! - [`body`]: the body type handlers return and the access-log body wrapper.
 //! - [`context`]: what is known about a request once it is named.
 //! - [`config`]: TOML + environment → validated [`config::Config`].
+//! - [`tls`]: HTTPS: the listener's acceptor (certificate reload) and the clients' CA roots.
 //! - [`demo`]: the embedded default behind `--demo`.
 //! - [`sample_backend`]: a stand-in jobs backend with GitLab's semantics, for the demo
 //!   and the tests.
@@ -47,5 +48,6 @@ pub mod sample_backend;
 pub mod serve;
 pub mod server;
 pub mod storage;
+pub mod tls;
 pub mod upstream;
 pub mod zip;

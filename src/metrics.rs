@@ -185,7 +185,10 @@ mod tests {
             .with_label_values(&["get_job", "200"])
             .inc();
         metrics.storage_request(ReadKind::ZipTail);
-        metrics.request_seconds.with_label_values(&["get_job"]).observe(0.2);
+        metrics
+            .request_seconds
+            .with_label_values(&["get_job"])
+            .observe(0.2);
         let text = metrics.render();
         assert!(
             text.contains("artifact_gateway_requests_total{route=\"get_job\",status=\"200\"} 1"),

@@ -9,6 +9,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,17 +106,20 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, mut signal: watc
     let grace = state.config.server.shutdown_grace;
     let (stop_connections, connection_signal) = watch::channel(false);
     let mut connections = JoinSet::new();
+    let open = Arc::new(AtomicUsize::new(0));
     tracing::info!(addr = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()), "listening");
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let slot = ConnectionSlot::take(&state, &open);
                     connections.spawn(serve_connection(
                         stream,
                         peer,
                         Arc::clone(&state),
                         builder.clone(),
                         connection_signal.clone(),
+                        slot,
                     ));
                 }
                 Err(error) => {
@@ -171,21 +175,94 @@ fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
         .max_header_list_size(u32::try_from(hard_header_limit).unwrap_or(u32::MAX))
         // Pings find dead HTTP/2 peers that hold streams open.
         .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
+        .keep_alive_timeout(Duration::from_secs(20))
+        .max_concurrent_streams(config.server.max_streams_per_connection);
     builder
+}
+
+/// One open client connection, counted against `server.max_connections` until dropped.
+struct ConnectionSlot {
+    open: Arc<AtomicUsize>,
+    state: Arc<AppState>,
+    /// Over the limit: the connection is answered `503` and closed.
+    over_limit: bool,
+}
+
+impl ConnectionSlot {
+    fn take(state: &Arc<AppState>, open: &Arc<AtomicUsize>) -> Self {
+        let before = open.fetch_add(1, Ordering::AcqRel);
+        state.metrics.connections.inc();
+        Self {
+            open: Arc::clone(open),
+            state: Arc::clone(state),
+            over_limit: before >= state.config.server.max_connections,
+        }
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+        self.state.metrics.connections.dec();
+    }
+}
+
+/// The first bytes of an HTTP/2 connection with prior knowledge.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Wait until the client has shown which protocol it speaks. Hyper's protocol detection
+/// has no timer of its own, so a client that connects and sends nothing (or a partial
+/// HTTP/2 preface) would hold the connection forever; here it gets `header_read_timeout`.
+async fn protocol_shown(stream: &TcpStream, timeout: Duration) -> bool {
+    let wait = async {
+        let mut buf = [0u8; H2_PREFACE.len()];
+        loop {
+            match stream.peek(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) if n >= H2_PREFACE.len() || buf[..n] != H2_PREFACE[..n] => return true,
+                // A partial preface: more bytes are on their way (peek does not consume).
+                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    };
+    tokio::time::timeout(timeout, wait).await.unwrap_or(false)
 }
 
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     state: Arc<AppState>,
-    builder: auto::Builder<TokioExecutor>,
+    mut builder: auto::Builder<TokioExecutor>,
     mut stop: watch::Receiver<bool>,
+    slot: ConnectionSlot,
 ) {
     let _ = stream.set_nodelay(true);
     let Ok(local) = stream.local_addr() else {
         return;
     };
+    if !protocol_shown(&stream, state.config.server.header_read_timeout).await {
+        state
+            .metrics
+            .rejected
+            .with_label_values(&["header_read_timeout"])
+            .inc();
+        return;
+    }
+    let over_limit = slot.over_limit;
+    if over_limit {
+        state
+            .metrics
+            .rejected
+            .with_label_values(&["max_connections"])
+            .inc();
+        // Answer the first request, then close.
+        builder.http1().keep_alive(false);
+    }
+    // A client that stops reading stalls our writes: past `stall_timeout` the write fails,
+    // hyper drops the connection, and with it the response body and its storage read.
+    let mut io = tokio_io_timeout::TimeoutStream::new(stream);
+    io.set_write_timeout(Some(state.config.server.stall_timeout));
+    let io = TokioIo::new(Box::pin(io));
     let conn = Connection {
         peer,
         local,
@@ -193,12 +270,29 @@ async fn serve_connection(
     };
     let service = service_fn(move |request| {
         let state = Arc::clone(&state);
-        async move { Ok::<_, Infallible>(state.handle(request, conn).await) }
+        async move {
+            if over_limit {
+                return Ok::<_, Infallible>(overloaded("max_connections"));
+            }
+            Ok::<_, Infallible>(state.handle(request, conn).await)
+        }
     });
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
+    // An over-limit HTTP/2 connection could keep asking; it gets a short life.
+    let over_limit_deadline = async {
+        if over_limit {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
     let result = tokio::select! {
         result = connection.as_mut() => result,
+        () = over_limit_deadline => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
         () = stopped(&mut stop) => {
             connection.as_mut().graceful_shutdown();
             connection.await
@@ -207,6 +301,13 @@ async fn serve_connection(
     if let Err(error) = result {
         tracing::debug!(%peer, %error, "connection ended with an error");
     }
+    drop(slot);
+}
+
+fn overloaded(limit: &'static str) -> http::Response<crate::body::Body> {
+    let mut response = crate::error::GatewayError::Overloaded(limit).into_response();
+    crate::serve::content::security_headers(response.headers_mut());
+    response
 }
 
 /// Resolves once the flag is (or already was) set, or its sender is gone.

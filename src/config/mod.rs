@@ -15,6 +15,11 @@
 //! validation, `env` the environment overrides, `values` the value types (durations, sizes,
 //! [`KeyTemplate`], [`BaseUrl`], [`Secret`]), and `error` the [`ConfigError`] they all return.
 //!
+//! TLS: a `[tls]` section turns HTTPS on for `listen` ([`TlsConfig`]); the files it names are
+//! read by [`crate::tls::Acceptor`], not here. The extra CA bundles `upstream.ca_file` and
+//! `storage.ca_file` are read here as well as where they are used, so that a missing or
+//! malformed bundle fails the load with its key's name rather than the first request.
+//!
 //! Secrets: credentials are [`Secret`]s (and `storage.options` values are printed redacted), so
 //! `{:?}` of a `Config` shows none of them, and no error message quotes a value of theirs.
 
@@ -29,7 +34,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::ConfigError;
@@ -61,6 +66,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub artifacts: ArtifactsConfig,
     pub zip: ZipConfig,
+    /// `[tls]`: serve HTTPS on `listen`; `None` (no section): plain HTTP.
+    pub tls: Option<TlsConfig>,
 }
 
 /// Log output format (`[log] format`).
@@ -89,6 +96,15 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// On shutdown, how long in-flight requests may finish before connections are closed.
     pub shutdown_grace: Duration,
+    /// Client connections open at once; past it a connection gets `503` and is closed.
+    pub max_connections: usize,
+    /// Requests in progress at once (a download counts until its body ends); past it `503`.
+    pub max_streams: usize,
+    /// Concurrent HTTP/2 streams per connection.
+    pub max_streams_per_connection: u32,
+    /// A client that stops reading (a write waits this long) is cut off, which also
+    /// releases its storage read.
+    pub stall_timeout: Duration,
 }
 
 /// `[upstream]`: the GitLab-compatible jobs backend.
@@ -103,6 +119,24 @@ pub struct UpstreamConfig {
     /// Further absolute bases the upstream writes into `Link`/`Location` (e.g. GitLab's
     /// `external_url` when it differs from `url`); rewritten like `url` itself.
     pub rewrite_bases: Vec<BaseUrl>,
+    /// A PEM bundle of CA certificates trusted for an `https://` upstream, in addition to the
+    /// platform's roots (a private CA). Checked at load time to hold at least one certificate.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `[tls]`: HTTPS on the listener. The files are PEM; they are parsed (and re-read when they
+/// change) by [`crate::tls::Acceptor`], whose errors name the file.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first (`tls.cert_file`).
+    pub cert_file: PathBuf,
+    /// The private key of the leaf certificate: PKCS#8, PKCS#1 (RSA) or SEC1 (EC) (`tls.key_file`).
+    pub key_file: PathBuf,
+    /// How often the two files are checked for a change (modification time, size, inode); a
+    /// change reloads them. New handshakes then use the new certificate.
+    pub reload_interval: Duration,
+    /// Time a client has to complete the TLS handshake after connecting.
+    pub handshake_timeout: Duration,
 }
 
 /// `[cache]`: the per-caller cache of upstream job metadata responses.
@@ -153,6 +187,10 @@ pub struct StorageConfig {
     pub redirect_downloads: bool,
     /// Validity of a presigned URL; 1s to 7 days (SigV4's limit).
     pub presign_ttl: Duration,
+    /// A PEM bundle of CA certificates trusted for HTTPS storage, in addition to the platform's
+    /// roots (a private CA in front of MinIO, Ceph, …). Checked at load time to hold at least
+    /// one certificate.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[artifacts]`: artifact routes served by the gateway itself.
@@ -170,6 +208,10 @@ pub struct ArtifactsConfig {
 pub struct ZipConfig {
     /// Bytes of archive indexes (and the tails they were read from) kept in memory.
     pub index_cache_bytes: u64,
+    /// How long an open archive is kept. Reads outside its tail are checked against the
+    /// object's ETag anyway; this bounds answers from the cached tail for an object
+    /// replaced in place.
+    pub index_ttl: Duration,
     /// Size of the one suffix read that opens an archive: end records, usually the whole
     /// central directory, and the entries stored last. At least 1 KiB.
     pub tail_bytes: u64,
@@ -194,6 +236,10 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * KIB as usize,
             shutdown_grace: Duration::from_secs(30),
+            max_connections: 10_000,
+            max_streams: 10_000,
+            max_streams_per_connection: 128,
+            stall_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -226,6 +272,7 @@ impl Default for StorageConfig {
             options: BTreeMap::new(),
             redirect_downloads: false,
             presign_ttl: Duration::from_secs(5 * 60),
+            ca_file: None,
         }
     }
 }
@@ -249,6 +296,7 @@ impl fmt::Debug for StorageConfig {
             options,
             redirect_downloads,
             presign_ttl,
+            ca_file,
         } = self;
         // Option values may be credentials (`azure_storage_access_key`, …): keys only.
         let redacted = Secret::new("");
@@ -270,6 +318,7 @@ impl fmt::Debug for StorageConfig {
             .field("options", &options)
             .field("redirect_downloads", redirect_downloads)
             .field("presign_ttl", presign_ttl)
+            .field("ca_file", ca_file)
             .finish()
     }
 }
@@ -278,6 +327,7 @@ impl Default for ZipConfig {
     fn default() -> Self {
         ZipConfig {
             index_cache_bytes: 256 * MIB,
+            index_ttl: Duration::from_secs(600),
             tail_bytes: 128 * KIB,
             max_entries: 1_000_000,
             max_directory_bytes: 256 * MIB,
@@ -302,6 +352,19 @@ fn upstream_defaults(url: BaseUrl) -> UpstreamConfig {
         pool_idle_timeout: Duration::from_secs(90),
         pool_max_idle_per_host: 64,
         rewrite_bases: Vec::new(),
+        ca_file: None,
+    }
+}
+
+impl TlsConfig {
+    /// The two files, with the default intervals.
+    pub fn new(cert_file: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Self {
+        TlsConfig {
+            cert_file: cert_file.into(),
+            key_file: key_file.into(),
+            reload_interval: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -353,6 +416,7 @@ impl Config {
             },
             artifacts: ArtifactsConfig::default(),
             zip: ZipConfig::default(),
+            tls: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The raw tree: what the file may contain, before validation (every field optional, unknown
 //! keys denied), and its `validate` into the typed [`Config`], filling in defaults.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -9,7 +10,7 @@ use super::error::{invalid, ConfigError};
 use super::values::{BaseUrl, Dur, KeyTemplate, Secret, Size, StringTable, Text, MIB};
 use super::{
     upstream_defaults, ArtifactsConfig, CacheConfig, Config, LogConfig, LogFormat, ServerConfig,
-    StorageConfig, UpstreamConfig, ZipConfig, DEFAULT_LISTEN,
+    StorageConfig, TlsConfig, UpstreamConfig, ZipConfig, DEFAULT_LISTEN,
 };
 
 /// hyper's HTTP/1 `max_buf_size` panics below this, and it bounds the request head we accept.
@@ -45,6 +46,8 @@ pub(super) struct RawConfig {
     artifacts: RawArtifacts,
     #[serde(default)]
     zip: RawZip,
+    /// No default: a `[tls]` section (or a `TLS__*` variable) is what turns TLS on.
+    tls: Option<RawTls>,
 }
 
 #[derive(Deserialize, Default)]
@@ -60,6 +63,10 @@ struct RawServer {
     header_read_timeout: Option<Dur>,
     max_header_bytes: Option<Size>,
     shutdown_grace: Option<Dur>,
+    max_connections: Option<usize>,
+    max_streams: Option<usize>,
+    max_streams_per_connection: Option<u32>,
+    stall_timeout: Option<Dur>,
 }
 
 #[derive(Deserialize, Default)]
@@ -71,6 +78,7 @@ struct RawUpstream {
     pool_idle_timeout: Option<Dur>,
     pool_max_idle_per_host: Option<usize>,
     rewrite_bases: Option<Vec<String>>,
+    ca_file: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -100,6 +108,16 @@ struct RawStorage {
     options: Option<StringTable>,
     redirect_downloads: Option<bool>,
     presign_ttl: Option<Dur>,
+    ca_file: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: Option<String>,
+    key_file: Option<String>,
+    reload_interval: Option<Dur>,
+    handshake_timeout: Option<Dur>,
 }
 
 #[derive(Deserialize, Default)]
@@ -113,6 +131,7 @@ struct RawArtifacts {
 #[serde(deny_unknown_fields)]
 struct RawZip {
     index_cache_bytes: Option<Size>,
+    index_ttl: Option<Dur>,
     tail_bytes: Option<Size>,
     max_entries: Option<u64>,
     max_directory_bytes: Option<Size>,
@@ -155,6 +174,7 @@ impl RawConfig {
             storage: self.storage.validate()?,
             artifacts: self.artifacts.validate()?,
             zip: self.zip.validate()?,
+            tls: self.tls.map(RawTls::validate).transpose()?,
         })
     }
 }
@@ -200,6 +220,18 @@ impl RawServer {
             max_header_bytes,
             // Zero is meaningful here: close in-flight requests at once.
             shutdown_grace: self.shutdown_grace.map_or(d.shutdown_grace, |v| v.0),
+            max_connections: at_least_one(
+                "server.max_connections",
+                self.max_connections,
+                d.max_connections,
+            )?,
+            max_streams: at_least_one("server.max_streams", self.max_streams, d.max_streams)?,
+            max_streams_per_connection: at_least_one(
+                "server.max_streams_per_connection",
+                self.max_streams_per_connection,
+                d.max_streams_per_connection,
+            )?,
+            stall_timeout: nonzero("server.stall_timeout", self.stall_timeout, d.stall_timeout)?,
         })
     }
 }
@@ -239,6 +271,7 @@ impl RawUpstream {
                 .pool_max_idle_per_host
                 .unwrap_or(d.pool_max_idle_per_host),
             rewrite_bases,
+            ca_file: ca_file("upstream.ca_file", self.ca_file)?,
             url: d.url,
         })
     }
@@ -342,6 +375,33 @@ impl RawStorage {
             options,
             redirect_downloads,
             presign_ttl,
+            ca_file: ca_file("storage.ca_file", self.ca_file)?,
+        })
+    }
+}
+
+impl RawTls {
+    fn validate(self) -> Result<TlsConfig, ConfigError> {
+        let file = |key: &str, value: Option<String>| match not_empty(key, value)? {
+            Some(path) => Ok(PathBuf::from(path)),
+            None => Err(invalid(key, "required when [tls] is present")),
+        };
+        let d = TlsConfig::new(
+            file("tls.cert_file", self.cert_file)?,
+            file("tls.key_file", self.key_file)?,
+        );
+        Ok(TlsConfig {
+            reload_interval: nonzero(
+                "tls.reload_interval",
+                self.reload_interval,
+                d.reload_interval,
+            )?,
+            handshake_timeout: nonzero(
+                "tls.handshake_timeout",
+                self.handshake_timeout,
+                d.handshake_timeout,
+            )?,
+            ..d
         })
     }
 }
@@ -385,10 +445,23 @@ impl RawZip {
         }
         Ok(ZipConfig {
             index_cache_bytes: self.index_cache_bytes.map_or(d.index_cache_bytes, |v| v.0),
+            index_ttl: nonzero("zip.index_ttl", self.index_ttl, d.index_ttl)?,
             tail_bytes,
             max_entries,
             max_directory_bytes,
         })
+    }
+}
+
+fn at_least_one<T: PartialOrd + From<u8>>(
+    key: &str,
+    value: Option<T>,
+    default: T,
+) -> Result<T, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(n) if n >= T::from(1) => Ok(n),
+        Some(_) => Err(invalid(key, "must be at least 1")),
     }
 }
 
@@ -410,6 +483,16 @@ fn not_empty(key: &str, value: Option<String>) -> Result<Option<String>, ConfigE
         )),
         other => Ok(other),
     }
+}
+
+/// An extra CA bundle (`upstream.ca_file`, `storage.ca_file`): read now, so that a missing file
+/// or one without a usable certificate fails the load with the key's name.
+fn ca_file(key: &str, value: Option<String>) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(path) = not_empty(key, value)?.map(PathBuf::from) else {
+        return Ok(None);
+    };
+    crate::tls::ca_certificates(&path).map_err(|m| invalid(key, m))?;
+    Ok(Some(path))
 }
 
 /// `storage.endpoint`: `http(s)://host[:port]`, returned normalized (lowercase scheme, no

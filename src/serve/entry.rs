@@ -195,9 +195,18 @@ impl AppState {
         let mut response = if parts.method == Method::HEAD {
             Response::new(body::empty())
         } else {
-            let stream = self
+            let mut stream = self
                 .entry_stream(archive, path, name, &info, selected.clone())
                 .await?;
+            // Wait for the first chunk before the head goes out: an entry that fits in one
+            // chunk is verified by then, and a failure still gets a proper 502 instead of a
+            // connection closed before any status line.
+            let first = match stream.next().await {
+                Some(Ok(chunk)) => Some(chunk),
+                Some(Err(error)) => return Err(first_chunk_error(error).into()),
+                None => None,
+            };
+            let stream = futures_util::stream::iter(first.map(Ok)).chain(stream);
             let frames = stream.map(|chunk| chunk.map(Frame::data).map_err(body::BoxError::from));
             Response::new(body::boxed(http_body_util::StreamBody::new(frames)))
         };
@@ -306,6 +315,18 @@ impl AppState {
             .map_err(EntryError::Storage)?;
         Ok(object.body)
     }
+}
+
+/// A failure before any byte was sent: a damaged entry is a 502 naming why; a storage
+/// failure keeps its own status.
+fn first_chunk_error(error: std::io::Error) -> GatewayError {
+    if let Some(storage) = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<StorageError>())
+    {
+        return storage.clone().into();
+    }
+    GatewayError::BadArchive(error.to_string())
 }
 
 async fn collect(

@@ -15,7 +15,7 @@ use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::prefix::PrefixStore;
 use object_store::signer::Signer;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, Certificate, ClientOptions, ObjectStore, RetryConfig};
 
 use crate::config::StorageConfig;
 
@@ -42,7 +42,7 @@ pub fn build_store(config: &StorageConfig) -> Result<Built, String> {
         "s3" | "s3a" => {
             let mut builder = AmazonS3Builder::from_env()
                 .with_url(config.url.clone())
-                .with_client_options(client_options(config))
+                .with_client_options(client_options(config)?)
                 .with_retry(retry())
                 .with_allow_http(config.allow_http)
                 .with_virtual_hosted_style_request(config.virtual_hosted_style);
@@ -70,7 +70,7 @@ pub fn build_store(config: &StorageConfig) -> Result<Built, String> {
         "gs" => {
             let mut builder = GoogleCloudStorageBuilder::from_env()
                 .with_url(config.url.clone())
-                .with_client_options(client_options(config))
+                .with_client_options(client_options(config)?)
                 .with_retry(retry());
             for (key, value) in &config.options {
                 let key: GoogleConfigKey = key.parse().map_err(|e| option_error(key, e))?;
@@ -81,7 +81,7 @@ pub fn build_store(config: &StorageConfig) -> Result<Built, String> {
         "az" | "abfs" | "abfss" | "azure" => {
             let mut builder = MicrosoftAzureBuilder::from_env()
                 .with_url(config.url.clone())
-                .with_client_options(client_options(config))
+                .with_client_options(client_options(config)?)
                 .with_retry(retry())
                 .with_allow_http(config.allow_http);
             for (key, value) in &config.options {
@@ -96,12 +96,23 @@ pub fn build_store(config: &StorageConfig) -> Result<Built, String> {
     }
 }
 
-fn client_options(config: &StorageConfig) -> ClientOptions {
-    ClientOptions::new()
+/// Timeouts as above; `storage.ca_file` adds its CAs to the platform's roots.
+fn client_options(config: &StorageConfig) -> Result<ClientOptions, String> {
+    let mut options = ClientOptions::new()
         .with_connect_timeout(config.connect_timeout)
         .with_read_timeout(config.read_timeout)
         .with_timeout_disabled()
-        .with_pool_idle_timeout(Duration::from_secs(60))
+        .with_pool_idle_timeout(Duration::from_secs(60));
+    if let Some(path) = &config.ca_file {
+        let certs =
+            crate::tls::ca_certificates(path).map_err(|e| format!("storage.ca_file: {e}"))?;
+        for cert in certs {
+            let cert = Certificate::from_der(&cert)
+                .map_err(|e| format!("storage.ca_file: {}: {e}", path.display()))?;
+            options = options.with_root_certificate(cert);
+        }
+    }
+    Ok(options)
 }
 
 /// A failed storage request is retried briefly; a client waiting for its first byte should

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use http::{header, HeaderValue, Request, Response, Uri};
 use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
@@ -23,7 +24,7 @@ use crate::error::GatewayError;
 use crate::metrics::Metrics;
 
 pub struct Upstream {
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
     metrics: Arc<Metrics>,
     base: BaseUrl,
     /// Absolute bases the upstream may put in `Link`/`Location`: its own URL and the
@@ -34,18 +35,12 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(config: &UpstreamConfig, metrics: Arc<Metrics>) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        // TCP keepalive notices a backend that vanished without a FIN while a pooled
-        // connection sits idle.
-        connector.set_keepalive(Some(Duration::from_secs(60)));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(config.pool_idle_timeout)
             .pool_max_idle_per_host(config.pool_max_idle_per_host)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
-            .build(connector);
+            .build(connector(config));
         let rewrite_from = std::iter::once(&config.url)
             .chain(&config.rewrite_bases)
             .map(|b| b.as_str().to_owned())
@@ -125,6 +120,33 @@ impl Upstream {
         let from: Vec<&str> = self.rewrite_from.iter().map(String::as_str).collect();
         headers::rewrite_response_urls(headers, &from, &ctx.public_base);
     }
+}
+
+/// TCP with the configured timeouts, then TLS for an `https://` upstream: the platform's roots
+/// plus `upstream.ca_file`, ALPN `h2` or `http/1.1` (the upstream picks). `http://` stays plain.
+fn connector(config: &UpstreamConfig) -> HttpsConnector<HttpConnector> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(config.connect_timeout));
+    http.set_nodelay(true);
+    // TCP keepalive notices a backend that vanished without a FIN while a pooled
+    // connection sits idle.
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    let extra = match &config.ca_file {
+        None => Vec::new(),
+        // Loading the config has read this file already; it can only fail here if it went
+        // away since, or for a config built in code. Then the platform's roots still apply.
+        Some(path) => crate::tls::ca_certificates(path).unwrap_or_else(|error| {
+            tracing::error!(%error, "upstream.ca_file not used");
+            Vec::new()
+        }),
+    };
+    HttpsConnectorBuilder::new()
+        .with_tls_config(crate::tls::client_config(&extra))
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http)
 }
 
 /// Hyper's client errors hide the cause (refused, reset) in their source chain.

@@ -66,12 +66,22 @@ pub struct ArchiveCache {
 
 impl ArchiveCache {
     /// `capacity` bytes of indexes and tails; each archive opens with a `tail_bytes` read.
-    pub fn new(capacity: u64, tail_bytes: u64, limits: IndexLimits, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        capacity: u64,
+        ttl: std::time::Duration,
+        tail_bytes: u64,
+        limits: IndexLimits,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let evictions = Arc::clone(&metrics);
         Self {
             entries: Cache::builder()
                 .max_capacity(capacity)
                 .weigher(|_key: &String, archive: &Arc<Archive>| archive.weight())
+                // Reads outside the tail are pinned to the ETag; entries served from the
+                // cached tail, HEADs and 304s are not, so this bounds how long an object
+                // replaced in place can be answered from its old index.
+                .time_to_live(ttl)
                 .eviction_listener(move |_key, _value, cause| {
                     if cause == moka::notification::RemovalCause::Size {
                         evictions.zip_index("eviction");
