@@ -52,6 +52,9 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Local file chunks are read on blocking threads, one per download at a time; a
+        // bound keeps the thread count (and its memory) from following the client count.
+        .max_blocking_threads(64)
         .build()
     {
         Ok(runtime) => runtime,
