@@ -99,6 +99,18 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(demo) = &demo {
         println!("{}", demo.instructions(gateway.addr()));
     }
+    #[cfg(unix)]
+    if let Some(acceptor) = gateway.tls().cloned() {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| format!("cannot listen for SIGHUP: {e}"))?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP received: reloading the TLS certificate");
+                // A failed reload is logged inside; the current certificate stays.
+                let _ = acceptor.reload();
+            }
+        });
+    }
     wait_for_signal().await;
     gateway.shutdown();
     gateway.wait().await;

@@ -22,12 +22,15 @@ use tokio::task::JoinSet;
 
 use crate::app::{AppState, Connection};
 use crate::config::Config;
+use crate::tls;
 
 /// A gateway serving on a socket, with a handle to stop it.
 pub struct RunningGateway {
     addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
     admin: Option<tokio::task::JoinHandle<()>>,
+    /// With `[tls]`: the acceptor (reloaded on SIGHUP) and its file watcher.
+    tls: Option<(Arc<tls::Acceptor>, tokio::task::JoinHandle<()>)>,
     state: Arc<AppState>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -47,8 +50,14 @@ impl RunningGateway {
             Some(addr) => Some(TcpListener::bind(addr).await?),
             None => None,
         };
+        let acceptor = match &state.config.tls {
+            Some(config) => Some(Arc::new(
+                tls::Acceptor::new(config).map_err(std::io::Error::other)?,
+            )),
+            None => None,
+        };
         let state = Arc::new(state);
-        let mut gateway = Self::start_on(listener, Arc::clone(&state));
+        let mut gateway = Self::start_on_tls(listener, Arc::clone(&state), acceptor);
         if let Some(admin) = admin {
             gateway.admin_addr = admin.local_addr().ok();
             gateway.admin = Some(tokio::spawn(crate::admin::serve(admin, state)));
@@ -57,19 +66,42 @@ impl RunningGateway {
     }
 
     pub fn start_on(listener: TcpListener, state: Arc<AppState>) -> Self {
+        Self::start_on_tls(listener, state, None)
+    }
+
+    /// Serve on `listener`, over TLS when an acceptor is given (its files are watched).
+    pub fn start_on_tls(
+        listener: TcpListener,
+        state: Arc<AppState>,
+        acceptor: Option<Arc<tls::Acceptor>>,
+    ) -> Self {
         let addr = listener
             .local_addr()
             .expect("a bound listener has a local address");
         let (shutdown, signal) = watch::channel(false);
-        let task = tokio::spawn(serve(listener, Arc::clone(&state), signal));
+        let task = tokio::spawn(serve(
+            listener,
+            Arc::clone(&state),
+            signal,
+            acceptor.clone(),
+        ));
         Self {
             addr,
             admin_addr: None,
             admin: None,
+            tls: acceptor.map(|acceptor| {
+                let watcher = acceptor.watch();
+                (acceptor, watcher)
+            }),
             state,
             shutdown,
             task,
         }
+    }
+
+    /// The TLS acceptor, when `[tls]` is set: `reload()` it on SIGHUP.
+    pub fn tls(&self) -> Option<&Arc<tls::Acceptor>> {
+        self.tls.as_ref().map(|(acceptor, _)| acceptor)
     }
 
     /// The admin listener's address, when `admin_listen` is set.
@@ -97,11 +129,19 @@ impl RunningGateway {
         if let Some(admin) = self.admin {
             admin.abort();
         }
+        if let Some((_, watcher)) = self.tls {
+            watcher.abort();
+        }
     }
 }
 
 /// Accept until `signal` turns true, then drain connections up to the shutdown grace.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, mut signal: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    mut signal: watch::Receiver<bool>,
+    tls: Option<Arc<tls::Acceptor>>,
+) {
     let builder = connection_builder(&state.config);
     let grace = state.config.server.shutdown_grace;
     let (stop_connections, connection_signal) = watch::channel(false);
@@ -120,6 +160,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, mut signal: watc
                         builder.clone(),
                         connection_signal.clone(),
                         slot,
+                        tls.clone(),
                     ));
                 }
                 Err(error) => {
@@ -207,6 +248,10 @@ impl Drop for ConnectionSlot {
     }
 }
 
+/// A client connection's byte stream: TCP, or TLS over TCP.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
+
 /// The first bytes of an HTTP/2 connection with prior knowledge.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -235,19 +280,50 @@ async fn serve_connection(
     mut builder: auto::Builder<TokioExecutor>,
     mut stop: watch::Receiver<bool>,
     slot: ConnectionSlot,
+    tls: Option<Arc<tls::Acceptor>>,
 ) {
     let _ = stream.set_nodelay(true);
     let Ok(local) = stream.local_addr() else {
         return;
     };
-    if !protocol_shown(&stream, state.config.server.header_read_timeout).await {
-        state
-            .metrics
-            .rejected
-            .with_label_values(&["header_read_timeout"])
-            .inc();
-        return;
-    }
+    // The handshake runs here, in the connection's task, never in the accept loop.
+    let (stream, proto): (Box<dyn Io>, &'static str) = match tls {
+        None => {
+            if !protocol_shown(&stream, state.config.server.header_read_timeout).await {
+                state
+                    .metrics
+                    .rejected
+                    .with_label_values(&["header_read_timeout"])
+                    .inc();
+                return;
+            }
+            (Box::new(stream), "http")
+        }
+        // Bounded by tls.handshake_timeout.
+        Some(acceptor) => match acceptor.accept(stream).await {
+            Ok((stream, h2)) => {
+                // ALPN named the protocol: no detection read, and HTTP/1.1 gets
+                // header_read_timeout from the start.
+                builder = if h2 {
+                    builder.http2_only()
+                } else {
+                    builder.http1_only()
+                };
+                (Box::new(stream), "https")
+            }
+            Err(error) => {
+                tracing::debug!(%peer, %error, "TLS handshake failed");
+                if error.kind() == std::io::ErrorKind::TimedOut {
+                    state
+                        .metrics
+                        .rejected
+                        .with_label_values(&["tls_handshake_timeout"])
+                        .inc();
+                }
+                return;
+            }
+        },
+    };
     let over_limit = slot.over_limit;
     if over_limit {
         state
@@ -263,11 +339,7 @@ async fn serve_connection(
     let mut io = tokio_io_timeout::TimeoutStream::new(stream);
     io.set_write_timeout(Some(state.config.server.stall_timeout));
     let io = TokioIo::new(Box::pin(io));
-    let conn = Connection {
-        peer,
-        local,
-        proto: "http",
-    };
+    let conn = Connection { peer, local, proto };
     let service = service_fn(move |request| {
         let state = Arc::clone(&state);
         async move {

@@ -801,3 +801,80 @@ async fn a_bad_storage_ca_file_fails_the_store_naming_the_key() {
         "{error}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The real gateway with [tls]: downloads over HTTP/1.1 and HTTP/2, and a reload
+
+#[tokio::test]
+async fn the_gateway_serves_archives_over_tls_and_reloads_its_certificate() {
+    let ca = Ca::new("gateway CA");
+    let dir = TempDir::new();
+    let first = ca.leaf("gateway");
+    let tls = dir.tls_config(&first);
+    let h = Harness::build(BackendBuilder::sample_data(), Kind::Local, None, |c| {
+        c.tls = Some(tls)
+    })
+    .await;
+    let archive = std::fs::read(format!(
+        "{}/tests/fixtures/zip/python-deflate.zip",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    h.storage.put("1/104/artifacts.zip", &archive);
+    let path = "/api/v4/projects/1/jobs/104/artifacts";
+
+    for alpn in [&b"h2"[..], b"http/1.1"] {
+        let stream = connect(h.gateway.addr(), &ca.der, &[alpn]).await;
+        assert_eq!(peer_certificate(&stream), first.der);
+        let (response, bytes) = Http::over(stream).await.get(path).await;
+        assert_eq!(response.status(), 200, "{alpn:?}");
+        let expected = if alpn == b"h2" {
+            Version::HTTP_2
+        } else {
+            Version::HTTP_11
+        };
+        assert_eq!(response.version(), expected);
+        assert!(bytes == archive, "{alpn:?}: body differs");
+        // One entry out of the archive, too.
+        let stream = connect(h.gateway.addr(), &ca.der, &[alpn]).await;
+        let (response, bytes) = Http::over(stream)
+            .await
+            .get("/api/v4/projects/1/jobs/104/artifacts/hello.txt")
+            .await;
+        assert_eq!(response.status(), 200);
+        assert!(!bytes.is_empty());
+    }
+    // Links name the gateway as https.
+    let stream = connect(h.gateway.addr(), &ca.der, &[b"h2"]).await;
+    let (response, _) = Http::over(stream)
+        .await
+        .get("/api/v4/projects/1/jobs?per_page=1")
+        .await;
+    let link = response.headers()["link"].to_str().unwrap().to_owned();
+    assert!(
+        link.contains("<https://localhost/api/v4/projects/1/jobs?"),
+        "{link}"
+    );
+    assert_eq!(
+        h.backend.requests().last().unwrap().headers["x-forwarded-proto"],
+        "https"
+    );
+
+    // Renewed files, then a reload (what SIGHUP does): new handshakes get the new certificate.
+    let second = ca.leaf("gateway, renewed");
+    dir.write("tls.crt", &second.chain_pem);
+    dir.write("tls.key", &second.key_pem);
+    h.gateway.tls().expect("TLS is on").reload().unwrap();
+    let stream = connect(h.gateway.addr(), &ca.der, &[b"h2"]).await;
+    assert_eq!(peer_certificate(&stream), second.der);
+    let (response, bytes) = Http::over(stream).await.get(path).await;
+    assert_eq!(response.status(), 200);
+    assert!(bytes == archive);
+
+    // Plain HTTP on the TLS port gets nowhere.
+    let plain = common::client()
+        .get(format!("http://{}{path}", h.gateway.addr()))
+        .send()
+        .await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+}
