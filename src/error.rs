@@ -143,6 +143,19 @@ impl From<crate::storage::StorageError> for GatewayError {
     }
 }
 
+/// An error and its causes on one line: client and storage errors hide the cause that
+/// matters (refused, reset, timed out) deep in their source chain.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// A JSON response with GitLab's API security headers.
 pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
     let bytes = Bytes::from(serde_json::to_vec(value).unwrap_or_default());

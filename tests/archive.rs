@@ -1,6 +1,7 @@
 //! Archive downloads served from object storage (local directory and S3), by job id and by
 //! ref: bytes, headers, ranges, conditional requests, authorisation by the backend.
 
+#[macro_use]
 mod common;
 
 use artifact_gateway::sample_backend::{BackendBuilder, JobSpec, JobStatus, SampleBackend};
@@ -16,18 +17,6 @@ fn fixture(name: &str) -> Vec<u8> {
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap()
-}
-
-/// Runs a test body once on local storage and once on the S3 server.
-macro_rules! on_both_storages {
-    ($($name:ident => $body:ident;)*) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn local() { super::$body(super::Kind::Local).await }
-            #[tokio::test]
-            async fn s3() { super::$body(super::Kind::S3).await }
-        }
-    )*};
 }
 
 on_both_storages! {

@@ -5,6 +5,7 @@
 //! an independent zip reader; every storage-dependent test runs on local storage and on the
 //! in-process S3 server.
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeSet;
@@ -59,18 +60,6 @@ const PATH: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~')
     .remove(b'/');
-
-/// Runs a test body once on local storage and once on the S3 server.
-macro_rules! on_both_storages {
-    ($($name:ident => $body:ident;)*) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn local() { super::$body(super::Kind::Local).await }
-            #[tokio::test]
-            async fn s3() { super::$body(super::Kind::S3).await }
-        }
-    )*};
-}
 
 on_both_storages! {
     names_with_reserved_characters => reserved_characters;

@@ -1,6 +1,7 @@
 //! Job logs: a finished job's log from storage (with ranges, which GitLab's API lacks); a
 //! running job's live log, or a log missing from storage, from the backend.
 
+#[macro_use]
 mod common;
 
 use artifact_gateway::sample_backend::BackendBuilder;
@@ -120,17 +121,6 @@ async fn missing_log_object_falls_back_to_the_backend(kind: Kind) {
         h.backend.count("GET", "/api/v4/projects/1/jobs/103/trace"),
         1
     );
-}
-
-macro_rules! on_both_storages {
-    ($($name:ident => $body:ident;)*) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn local() { super::$body(super::Kind::Local).await }
-            #[tokio::test]
-            async fn s3() { super::$body(super::Kind::S3).await }
-        }
-    )*};
 }
 
 on_both_storages! {

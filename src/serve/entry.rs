@@ -103,12 +103,7 @@ impl AppState {
         job_name: &str,
         name: &str,
     ) -> Result<Response<Body>, GatewayError> {
-        let max_pages = self.config.artifacts.by_ref_max_pages;
-        let found = self
-            .jobs(ctx)
-            .latest_successful(&self.refs, project, ref_name, job_name, max_pages)
-            .await?;
-        let job = match found {
+        let job = match self.ref_job(ctx, project, ref_name, job_name).await? {
             Fetched::Found(job) => job,
             Fetched::Refused(response) => return Ok(response),
         };

@@ -92,16 +92,25 @@ impl AppState {
         ref_name: &str,
         job_name: &str,
     ) -> Result<Response<Body>, GatewayError> {
-        let max_pages = self.config.artifacts.by_ref_max_pages;
-        let found = self
-            .jobs(ctx)
-            .latest_successful(&self.refs, project, ref_name, job_name, max_pages)
-            .await?;
-        let job = match found {
+        let job = match self.ref_job(ctx, project, ref_name, job_name).await? {
             Fetched::Found(job) => job,
             Fetched::Refused(response) => return Ok(response),
         };
         self.send_archive(parts, ctx, project, &job).await
+    }
+
+    /// The newest successful job `job_name` on `ref_name`, as the caller may see it.
+    pub(crate) async fn ref_job(
+        &self,
+        ctx: &RequestContext,
+        project: &ProjectRef,
+        ref_name: &str,
+        job_name: &str,
+    ) -> Result<Fetched<std::sync::Arc<Job>>, GatewayError> {
+        let max_pages = self.config.artifacts.by_ref_max_pages;
+        self.jobs(ctx)
+            .latest_successful(&self.refs, project, ref_name, job_name, max_pages)
+            .await
     }
 
     async fn send_archive(

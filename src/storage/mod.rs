@@ -211,7 +211,7 @@ fn classify(error: object_store::Error) -> StorageError {
         object_store::Error::NotFound { .. } => StorageError::NotFound,
         object_store::Error::Precondition { .. } => StorageError::PreconditionFailed,
         other => {
-            let text = error_chain(&other);
+            let text = crate::error::error_chain(&other);
             if is_timeout(&other) {
                 StorageError::Timeout(text)
             } else {
@@ -219,17 +219,6 @@ fn classify(error: object_store::Error) -> StorageError {
             }
         }
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Timeouts hide deep in the source chain (reqwest, hyper, io).

@@ -77,7 +77,9 @@ impl Upstream {
             }
             Ok(Err(error)) => {
                 self.metrics.upstream_error("unavailable");
-                Err(GatewayError::UpstreamUnavailable(error_chain(&error)))
+                Err(GatewayError::UpstreamUnavailable(
+                    crate::error::error_chain(&error),
+                ))
             }
             Ok(Ok(response)) => Ok(response),
         }
@@ -147,16 +149,4 @@ fn connector(config: &UpstreamConfig) -> HttpsConnector<HttpConnector> {
         .enable_http1()
         .enable_http2()
         .wrap_connector(http)
-}
-
-/// Hyper's client errors hide the cause (refused, reset) in their source chain.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -5,6 +5,20 @@
 pub mod s3;
 pub mod storage;
 
+/// Runs each test body once on local storage and once on the S3 server: the file using it
+/// imports `Kind` (`common::storage::Kind`), and the bodies are `async fn(Kind)`.
+#[allow(unused_macros)]
+macro_rules! on_both_storages {
+    ($($name:ident => $body:ident;)*) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn local() { super::$body(super::Kind::Local).await }
+            #[tokio::test]
+            async fn s3() { super::$body(super::Kind::S3).await }
+        }
+    )*};
+}
+
 use std::sync::Arc;
 use std::time::Duration;
 
