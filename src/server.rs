@@ -248,6 +248,80 @@ impl Drop for ConnectionSlot {
     }
 }
 
+/// Requests in progress on one connection, and since when none is, for `idle_timeout`.
+struct Activity {
+    in_flight: AtomicUsize,
+    idle_since: std::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            idle_since: std::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Resolves once no request has been in progress for `limit`. Hyper has no idle timer
+    /// for HTTP/2; HTTP/1.1 waits for its next request head under `header_read_timeout`.
+    async fn idle_for(&self, limit: Duration) {
+        let tick = (limit / 4).max(Duration::from_millis(50));
+        loop {
+            tokio::time::sleep(tick).await;
+            let since = *self.idle_since.lock().unwrap_or_else(|e| e.into_inner());
+            if self.in_flight.load(Ordering::Acquire) == 0 && since.elapsed() >= limit {
+                return;
+            }
+        }
+    }
+}
+
+/// One request in progress, until its response body is dropped.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn new(activity: &Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(activity))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        *self.0.idle_since.lock().unwrap_or_else(|e| e.into_inner()) = tokio::time::Instant::now();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its connection counted busy until it is dropped.
+    struct Guarded<B> {
+        #[pin]
+        inner: B,
+        _busy: InFlight,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for Guarded<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// A client connection's byte stream: TCP, or TLS over TCP.
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
@@ -340,13 +414,24 @@ async fn serve_connection(
     io.set_write_timeout(Some(state.config.server.stall_timeout));
     let io = TokioIo::new(Box::pin(io));
     let conn = Connection { peer, local, proto };
+    let activity = Arc::new(Activity::new());
+    let idle_timeout = state.config.server.idle_timeout;
+    let tracked = Arc::clone(&activity);
     let service = service_fn(move |request| {
         let state = Arc::clone(&state);
+        let busy = InFlight::new(&tracked);
         async move {
-            if over_limit {
-                return Ok::<_, Infallible>(overloaded("max_connections"));
-            }
-            Ok::<_, Infallible>(state.handle(request, conn).await)
+            let response = if over_limit {
+                overloaded("max_connections")
+            } else {
+                state.handle(request, conn).await
+            };
+            Ok::<_, Infallible>(response.map(|body| {
+                crate::body::boxed(Guarded {
+                    inner: body,
+                    _busy: busy,
+                })
+            }))
         }
     });
     let connection = builder.serve_connection(io, service);
@@ -361,6 +446,10 @@ async fn serve_connection(
     };
     let result = tokio::select! {
         result = connection.as_mut() => result,
+        () = activity.idle_for(idle_timeout) => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
         () = over_limit_deadline => {
             connection.as_mut().graceful_shutdown();
             connection.await

@@ -158,3 +158,45 @@ async fn a_client_that_stops_reading_is_cut_off_and_the_storage_read_released() 
         );
     }
 }
+
+#[tokio::test]
+async fn idle_http2_connections_are_closed_but_busy_ones_are_not() {
+    let h = Harness::start_with(BackendBuilder::sample_data(), |c| {
+        c.server.idle_timeout = Duration::from_millis(400);
+    })
+    .await;
+    let archive = big_archive(8 * 1024 * 1024);
+    h.storage.put("1/104/artifacts.zip", &archive);
+    let tcp = TcpStream::connect(h.gateway.addr()).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = || {
+        http::Request::get(h.url("/projects/1/jobs/104/artifacts"))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap()
+    };
+    // A download read slowly, for longer than the idle timeout, is not cut.
+    let response = sender.send_request(request()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut received = 0;
+    let started = Instant::now();
+    while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+        if let Ok(data) = frame.unwrap().into_data() {
+            received += data.len();
+        }
+        if started.elapsed() < Duration::from_millis(1200) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(received, archive.len());
+    assert!(started.elapsed() > Duration::from_millis(800));
+    // Then nothing: the gateway closes the connection.
+    let closed = tokio::time::timeout(Duration::from_secs(5), connection).await;
+    assert!(closed.is_ok(), "the idle HTTP/2 connection stayed open");
+}

@@ -105,6 +105,9 @@ pub struct ServerConfig {
     /// A client that stops reading (a write waits this long) is cut off, which also
     /// releases its storage read.
     pub stall_timeout: Duration,
+    /// A connection with no request in progress for this long is closed (HTTP/2 and TLS
+    /// included; idle HTTP/1.1 is closed sooner by `header_read_timeout`).
+    pub idle_timeout: Duration,
 }
 
 /// `[upstream]`: the GitLab-compatible jobs backend.
@@ -240,6 +243,7 @@ impl Default for ServerConfig {
             max_streams: 10_000,
             max_streams_per_connection: 128,
             stall_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(75),
         }
     }
 }

@@ -67,6 +67,7 @@ struct RawServer {
     max_streams: Option<usize>,
     max_streams_per_connection: Option<u32>,
     stall_timeout: Option<Dur>,
+    idle_timeout: Option<Dur>,
 }
 
 #[derive(Deserialize, Default)]
@@ -232,6 +233,7 @@ impl RawServer {
                 d.max_streams_per_connection,
             )?,
             stall_timeout: nonzero("server.stall_timeout", self.stall_timeout, d.stall_timeout)?,
+            idle_timeout: nonzero("server.idle_timeout", self.idle_timeout, d.idle_timeout)?,
         })
     }
 }
