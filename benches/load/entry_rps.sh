@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# Requests/s for one 1,000-byte entry of a warm 70,000-entry archive through the gateway,
+# next to nginx serving a 1,000-byte static file on the same machine (what loopback and
+# the client can do). See benches/load/README.md for the method and the last numbers.
+#
+# Usage (as root, from anywhere):   bash benches/load/entry_rps.sh
+# Knobs (environment):
+#   ROUNDS=3         wrk runs per server, servers alternated (odd: the median is one run)
+#   DURATION=15      seconds per wrk run
+#   THREADS=2        wrk threads
+#   CONNS=32         wrk connections
+#   SKIP_BUILD=1     do not run cargo build (use the existing target/release binary)
+#   KEEP_SCRATCH=1   keep the scratch directory (logs, archive) instead of removing it
+#   GW_LOG=warn      the gateway's RUST_LOG (warn: no access log, like nginx's access_log off)
+#
+# Everything listens on 127.0.0.1 only. Every wrk run is bounded by -d and by timeout(1),
+# every curl has a --max-time, every readiness wait has a deadline. Everything started is
+# stopped by PID on exit.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-15}
+THREADS=${THREADS:-2}
+CONNS=${CONNS:-32}
+GW_LOG=${GW_LOG:-warn}
+ENTRIES=70000
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BIN="$REPO/target/release/artifact-gateway"
+ENTRY=dir42/file-42.txt
+ENTRY_PATH=/api/v4/projects/1/jobs/104/artifacts/$ENTRY
+
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# --- tools and build -------------------------------------------------------------------
+need_pkgs=()
+command -v wrk >/dev/null 2>&1 || need_pkgs+=(wrk)
+command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need_pkgs+=(nginx)
+command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
+command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
+command -v pgrep >/dev/null 2>&1 || need_pkgs+=(procps)
+if ((${#need_pkgs[@]})); then
+    [[ $(id -u) == 0 ]] || die "need root to install: ${need_pkgs[*]}"
+    log "installing ${need_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq "${need_pkgs[@]}" >/dev/null 2>&1 \
+        || { apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}" >/dev/null; }
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+    log "cargo build --release"
+    (cd "$REPO" && cargo build --release --quiet)
+fi
+[[ -x $BIN ]] || die "$BIN not found"
+
+# --- scratch, cleanup -----------------------------------------------------------------------
+SCRATCH=$(mktemp -d /tmp/agw-rps.XXXXXX)
+chmod 755 "$SCRATCH"
+GW_PID=""
+NGINX_PID=""
+
+stop_pid() { # stop_pid PID: TERM, wait up to 10 s, then KILL
+    local pid=$1 i
+    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$?
+    stop_pid "$GW_PID"
+    stop_pid "$NGINX_PID"
+    if [[ ${KEEP_SCRATCH:-0} == 1 ]]; then
+        log "scratch kept at $SCRATCH"
+    else
+        rm -rf "$SCRATCH"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_http() { # wait_http URL: until it answers 200, at most 15 s
+    local i
+    for ((i = 0; i < 150; i++)); do
+        [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true) == 200 ]] && return 0
+        sleep 0.1
+    done
+    die "$1 did not answer 200 within 15 s"
+}
+
+# --- machine ---------------------------------------------------------------------------------
+{
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "commit: $(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo ' (+ uncommitted changes)')"
+    echo "nproc: $(nproc)   load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "wrk: $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)   nginx: $("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
+} | tee "$SCRATCH/machine.txt" >&2
+
+# --- archive: 70,000 deflated entries, one of exactly 1,000 bytes ---------------------------------
+mkdir -p "$SCRATCH/store/1/104" "$SCRATCH/www"
+log "writing the $ENTRIES-entry archive with Python's zipfile"
+python3 - "$SCRATCH/store/1/104/artifacts.zip" "$SCRATCH/www/file.txt" "$ENTRIES" <<'EOF'
+import sys, zipfile
+path, static, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+# The 1,000-byte entry: text, like most small artifacts.
+line = b"line %03d of the one-kilobyte entry in a seventy-thousand-entry archive\n"
+body = b"".join(line % i for i in range(14))[:1000]
+body = body.ljust(1000, b".")
+assert len(body) == 1000
+with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as z:
+    for i in range(count):
+        name = f"dir{i % 100}/file-{i}.txt"
+        data = body if i == 42 else f"entry {i}: a small text file\n".encode()
+        z.writestr(zipfile.ZipInfo(name, (2026, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
+with open(static, "wb") as f:
+    f.write(body)
+EOF
+chmod 644 "$SCRATCH/www/file.txt"
+SUM=$(sha256sum <"$SCRATCH/www/file.txt" | cut -d' ' -f1)
+log "archive: $(stat -c %s "$SCRATCH/store/1/104/artifacts.zip") bytes"
+
+# --- nginx: the same 1,000 bytes as a static file ------------------------------------------------
+NGINX_PORT=$(free_port)
+mkdir -p "$SCRATCH/nginx/logs" "$SCRATCH/nginx/tmp"
+cat >"$SCRATCH/nginx/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes auto;
+user $(id -un) $(id -gn);
+pid $SCRATCH/nginx/nginx.pid;
+error_log $SCRATCH/nginx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    default_type text/plain;
+    sendfile on;
+    keepalive_timeout 60s;
+    keepalive_requests 1000000;
+    access_log off;
+    client_body_temp_path $SCRATCH/nginx/tmp/body;
+    proxy_temp_path $SCRATCH/nginx/tmp/proxy;
+    fastcgi_temp_path $SCRATCH/nginx/tmp/fastcgi;
+    uwsgi_temp_path $SCRATCH/nginx/tmp/uwsgi;
+    scgi_temp_path $SCRATCH/nginx/tmp/scgi;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        root $SCRATCH/www;
+        location / { }
+    }
+}
+EOF
+"$NGINX" -c "$SCRATCH/nginx/nginx.conf" -p "$SCRATCH/nginx" 2>>"$SCRATCH/nginx/logs/stderr.log" &
+NGINX_PID=$!
+NGINX_URL="http://127.0.0.1:$NGINX_PORT/file.txt"
+wait_http "$NGINX_URL"
+log "nginx on 127.0.0.1:$NGINX_PORT, master $NGINX_PID"
+
+# --- gateway ----------------------------------------------------------------------------------------
+GW_PORT=$(free_port)
+# The demo keeps files already in the storage directory, so job 104's archive is ours.
+RUST_LOG=$GW_LOG "$BIN" --demo --listen "127.0.0.1:$GW_PORT" --storage-dir "$SCRATCH/store" \
+    >"$SCRATCH/gateway.log" 2>&1 &
+GW_PID=$!
+GW_URL="http://127.0.0.1:$GW_PORT$ENTRY_PATH"
+# Warm: the first request opens the archive (tail read, directory read, index into the
+# cache); it also checks the content.
+t0=$(date +%s%N)
+wait_http "$GW_URL"
+got=$(curl -s --max-time 30 "$GW_URL" | sha256sum | cut -d' ' -f1)
+[[ $got == "$SUM" ]] || die "gateway answered other bytes than the entry for $ENTRY"
+got=$(curl -s --max-time 30 "$NGINX_URL" | sha256sum | cut -d' ' -f1)
+[[ $got == "$SUM" ]] || die "nginx answered other bytes than the file"
+log "gateway on 127.0.0.1:$GW_PORT, pid $GW_PID; start + first (opening) request took $((($(date +%s%N) - t0) / 1000000)) ms"
+curl -s -o /dev/null -D - --max-time 30 "$GW_URL" | tr -d '\r' | grep -v '^$' | sed 's/^/    /' >"$SCRATCH/gw-headers.txt"
+
+# --- wrk rounds ----------------------------------------------------------------------------------------
+one_run() { # one_run URL OUT: a bounded wrk run; fails on errors or non-2xx answers
+    timeout --signal=INT --kill-after=10 $((DURATION + 30)) \
+        wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 5s --latency "$1" >"$2" 2>&1 \
+        || die "wrk failed: $(cat "$2")"
+    if grep -q -E 'Non-2xx|Socket errors' "$2"; then
+        die "errors during the run against $1: $(grep -E 'Non-2xx|Socket errors' "$2")"
+    fi
+}
+rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
+p() { awk -v q="$2" '$1 == q {print $2}' "$1"; } # p FILE 50%|99%: latency percentile
+median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.6g\n", (a[NR/2]+a[NR/2+1])/2}'; }
+requests() { awk '/requests in/ {print $1}' "$1"; }
+cpu_ticks() { # cpu_ticks PID...: "user sys" clock ticks of the processes (all threads)
+    local u=0 s=0 pid line f
+    for pid in "$@"; do
+        line=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        # After the ")" that ends comm, field 1 is state; utime and stime are fields 12, 13.
+        read -r -a f <<<"${line##*) }"
+        u=$((u + f[11])); s=$((s + f[12]))
+    done
+    echo "$u $s"
+}
+CLK_TCK=$(getconf CLK_TCK)
+mapfile -t NGINX_WORKERS < <(pgrep -P "$NGINX_PID")
+NGINX_PIDS=("$NGINX_PID" "${NGINX_WORKERS[@]}")
+
+for ((r = 1; r <= ROUNDS; r++)); do
+    if ((r % 2)); then order="gw ng"; else order="ng gw"; fi
+    for who in $order; do
+        if [[ $who == gw ]]; then url=$GW_URL; pids=("$GW_PID"); else url=$NGINX_URL; pids=("${NGINX_PIDS[@]}"); fi
+        out="$SCRATCH/wrk.$who.$r"
+        read -r u0 s0 < <(cpu_ticks "${pids[@]}")
+        one_run "$url" "$out"
+        read -r u1 s1 < <(cpu_ticks "${pids[@]}")
+        # Server CPU per request, µs (user+sys; user alone).
+        awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v t="$CLK_TCK" -v n="$(requests "$out")" \
+            'BEGIN {printf "%.1f %.1f\n", (u + s) / t / n * 1e6, u / t / n * 1e6}' >"$out.cpu"
+        rps "$out" >>"$SCRATCH/rps.$who"
+        log "round $r $who: $(rps "$out") req/s, p50 $(p "$out" 50%), p99 $(p "$out" 99%), server CPU $(cut -d' ' -f1 "$out.cpu") us/request, load $(cut -d' ' -f1 /proc/loadavg)"
+    done
+done
+
+GW_MED=$(median <"$SCRATCH/rps.gw")
+NG_MED=$(median <"$SCRATCH/rps.ng")
+GW_RSS=$(awk '/^VmHWM/ {print $2}' "/proc/$GW_PID/status")
+{
+    echo
+    echo "== results =="
+    cat "$SCRATCH/machine.txt"
+    echo "archive: $ENTRIES deflated entries (Python zipfile, level 6), $(stat -c %s "$SCRATCH/store/1/104/artifacts.zip") bytes; entry $ENTRY: 1000 bytes"
+    echo "wrk -t$THREADS -c$CONNS -d${DURATION}s --latency, $ROUNDS runs per server, alternated; gateway RUST_LOG=$GW_LOG"
+    printf '%-32s %-12s %s\n' "" "median req/s" "per run (req/s; p50 / p99 latency; server CPU us/request, user+sys / user)"
+    for who in gw ng; do
+        if [[ $who == gw ]]; then label="gateway GET $ENTRY"; med=$GW_MED; else label="nginx GET /file.txt (1000 B)"; med=$NG_MED; fi
+        runs=""
+        for ((r = 1; r <= ROUNDS; r++)); do
+            runs+="$(rps "$SCRATCH/wrk.$who.$r") ($(p "$SCRATCH/wrk.$who.$r" 50%) / $(p "$SCRATCH/wrk.$who.$r" 99%); $(tr ' ' / <"$SCRATCH/wrk.$who.$r.cpu"))  "
+        done
+        printf '%-32s %-12s %s\n' "$label" "$med" "$runs"
+    done
+    echo "gateway / nginx: $(awk -v g="$GW_MED" -v n="$NG_MED" 'BEGIN {printf "%.2f", g / n}')"
+    echo "gateway VmHWM: $(awk -v k="$GW_RSS" 'BEGIN {printf "%.1f", k / 1024}') MiB, threads at end: $(awk '/^Threads/ {print $2}' "/proc/$GW_PID/status")"
+    echo "gateway response headers:"
+    cat "$SCRATCH/gw-headers.txt"
+    echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
