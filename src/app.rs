@@ -17,7 +17,7 @@ use crate::context::RequestContext;
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::routes::{self, Route};
-use crate::serve::Outcome;
+use crate::serve::{JobSelector, Outcome};
 use crate::storage::Storage;
 use crate::upstream::cache::{self, CacheKey, MetadataCache, Scope};
 use crate::upstream::jobs::RefCache;
@@ -188,7 +188,8 @@ impl AppState {
             }
             Route::Archive { project, job_id } => {
                 let (parts, _) = request.into_parts();
-                self.serve_archive(&parts, &ctx, project, *job_id).await
+                self.serve_archive(&parts, &ctx, project, JobSelector::Id(*job_id))
+                    .await
             }
             Route::ArchiveByRef {
                 project,
@@ -196,7 +197,7 @@ impl AppState {
                 job,
             } => {
                 let (parts, _) = request.into_parts();
-                self.serve_archive_by_ref(&parts, &ctx, project, ref_name, job)
+                self.serve_archive(&parts, &ctx, project, by_ref(ref_name, job))
                     .await
             }
             Route::ArtifactFile {
@@ -205,7 +206,8 @@ impl AppState {
                 path,
             } => {
                 let (parts, _) = request.into_parts();
-                self.serve_entry(&parts, &ctx, project, *job_id, path).await
+                self.serve_entry(&parts, &ctx, project, JobSelector::Id(*job_id), path)
+                    .await
             }
             Route::ArtifactFileByRef {
                 project,
@@ -214,7 +216,7 @@ impl AppState {
                 job,
             } => {
                 let (parts, _) = request.into_parts();
-                self.serve_entry_by_ref(&parts, &ctx, project, ref_name, job, path)
+                self.serve_entry(&parts, &ctx, project, by_ref(ref_name, job), path)
                     .await
             }
             Route::Trace { project, job_id } => {
@@ -309,6 +311,10 @@ impl AppState {
         self.upstream.prepare_response(&mut parts.headers, ctx);
         Ok(Response::from_parts(parts, body))
     }
+}
+
+fn by_ref<'a>(ref_name: &'a str, job_name: &'a str) -> JobSelector<'a> {
+    JobSelector::LatestOnRef { ref_name, job_name }
 }
 
 /// `Host`, or the URI authority HTTP/2 carries instead.

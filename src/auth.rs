@@ -14,10 +14,12 @@ const AUTH_HEADERS: [HeaderName; 3] = [PRIVATE_TOKEN, JOB_TOKEN, http::header::A
 pub const TOKEN_PARAMS: [&str; 2] = ["private_token", "job_token"];
 
 /// Who is asking, as far as the upstream can tell: every credential the request carries.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Credentials {
     headers: Vec<(HeaderName, HeaderValue)>,
     params: Vec<(String, String)>,
+    /// Computed once: every cache key of the request needs it.
+    fingerprint: Fingerprint,
 }
 
 /// A digest of a caller's credentials. Two callers share a fingerprint only if they sent
@@ -42,7 +44,7 @@ impl std::fmt::Debug for Credentials {
 
 impl Credentials {
     pub fn from_request(headers: &HeaderMap, query: Option<&str>) -> Self {
-        let headers = AUTH_HEADERS
+        let headers: Vec<_> = AUTH_HEADERS
             .iter()
             .flat_map(|name| {
                 headers
@@ -51,7 +53,7 @@ impl Credentials {
                     .map(|v| (name.clone(), v.clone()))
             })
             .collect();
-        let params = query
+        let params: Vec<_> = query
             .map(|q| {
                 form_urlencoded::parse(q.as_bytes())
                     .filter(|(k, _)| TOKEN_PARAMS.contains(&k.as_ref()))
@@ -59,30 +61,20 @@ impl Credentials {
                     .collect()
             })
             .unwrap_or_default();
-        Self { headers, params }
+        let fingerprint = digest(&headers, &params);
+        Self {
+            headers,
+            params,
+            fingerprint,
+        }
     }
 
     pub fn is_anonymous(&self) -> bool {
         self.headers.is_empty() && self.params.is_empty()
     }
 
-    /// Length-prefixed so that no two different credential sets hash the same input.
     pub fn fingerprint(&self) -> Fingerprint {
-        let mut hasher = Sha256::new();
-        let mut feed = |part: &[u8]| {
-            hasher.update((part.len() as u64).to_be_bytes());
-            hasher.update(part);
-        };
-        for (name, value) in &self.headers {
-            feed(name.as_str().as_bytes());
-            feed(value.as_bytes());
-        }
-        feed(b"\0query");
-        for (name, value) in &self.params {
-            feed(name.as_bytes());
-            feed(value.as_bytes());
-        }
-        Fingerprint(hasher.finalize().into())
+        self.fingerprint
     }
 
     /// Put these credentials on a request the gateway makes for the caller.
@@ -94,6 +86,25 @@ impl Credentials {
             query.append_pair(name, value);
         }
     }
+}
+
+/// Length-prefixed so that no two different credential sets hash the same input.
+fn digest(headers: &[(HeaderName, HeaderValue)], params: &[(String, String)]) -> Fingerprint {
+    let mut hasher = Sha256::new();
+    let mut feed = |part: &[u8]| {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    };
+    for (name, value) in headers {
+        feed(name.as_str().as_bytes());
+        feed(value.as_bytes());
+    }
+    feed(b"\0query");
+    for (name, value) in params {
+        feed(name.as_bytes());
+        feed(value.as_bytes());
+    }
+    Fingerprint(hasher.finalize().into())
 }
 
 /// The query with token parameters' values replaced, for logs.

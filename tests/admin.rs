@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::fixture;
+
 use std::time::Duration;
 
 use artifact_gateway::sample_backend::BackendBuilder;
@@ -49,14 +51,6 @@ async fn sample(h: &Harness, name: &str, labels: &[(&str, &str)]) -> f64 {
             _ => 0.0,
         })
         .sum()
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/zip/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
 }
 
 #[tokio::test]

@@ -6,18 +6,10 @@ mod common;
 
 use artifact_gateway::sample_backend::{BackendBuilder, JobSpec, JobStatus, SampleBackend};
 use common::storage::Kind;
-use common::{header, json, Harness};
+use common::{fixture, header, json, Harness};
 
 const TOKEN: &str = "demo-token";
 const DISPOSITION: &str = "attachment; filename=\"artifacts.zip\"; filename*=UTF-8''artifacts.zip";
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/zip/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
 
 on_both_storages! {
     archive_download_is_byte_exact_with_gitlab_headers => download_is_byte_exact;
@@ -492,18 +484,7 @@ async fn by_ref_newest_successful(kind: Kind) {
 
 async fn by_ref_pages(kind: Kind) {
     // 250 successful jobs on main newer than the one we want: it is on the third page.
-    let mut backend = BackendBuilder::new()
-        .user("demo", TOKEN)
-        .project(
-            7,
-            "big/repo",
-            artifact_gateway::sample_backend::Visibility::Private,
-            &["demo"],
-        )
-        .job(JobSpec::new(1000, 7, "package", "main", JobStatus::Success).with_archive(10));
-    for id in 1001..=1250 {
-        backend = backend.job(JobSpec::new(id, 7, "test", "main", JobStatus::Success));
-    }
+    let backend = big_repo();
     let h = Harness::on(kind, backend).await;
     let archive = fixture("go.zip");
     h.storage.put("7/1000/artifacts.zip", &archive);
@@ -528,8 +509,9 @@ async fn by_ref_pages(kind: Kind) {
     assert_eq!(h.backend.count("GET", "/api/v4/projects/7/jobs"), 3);
 }
 
-#[tokio::test]
-async fn by_ref_stops_at_the_page_limit() {
+/// Project 7: the successful `package` job 1000 on main, then 250 newer successful `test`
+/// jobs, so `package` is on the third page of 100.
+fn big_repo() -> BackendBuilder {
     let mut backend = BackendBuilder::new()
         .user("demo", TOKEN)
         .project(
@@ -542,6 +524,12 @@ async fn by_ref_stops_at_the_page_limit() {
     for id in 1001..=1250 {
         backend = backend.job(JobSpec::new(id, 7, "test", "main", JobStatus::Success));
     }
+    backend
+}
+
+#[tokio::test]
+async fn by_ref_stops_at_the_page_limit() {
+    let backend = big_repo();
     let h = Harness::start_with(backend, |c| c.artifacts.by_ref_max_pages = 2).await;
     let response = h
         .get(

@@ -8,6 +8,8 @@
 #[macro_use]
 mod common;
 
+use common::fixture;
+
 use std::collections::BTreeSet;
 use std::ops::Range;
 use std::sync::atomic::Ordering;
@@ -100,14 +102,6 @@ struct Entry {
     size: u64,
     sha256: String,
     name_encoding: String,
-}
-
-fn fixture(file: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/zip/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
 }
 
 fn manifest() -> &'static Manifest {

@@ -21,6 +21,7 @@ use object_store::path::Path;
 use object_store::GetRange;
 
 use super::content::{self, Endpoint};
+use super::JobSelector;
 use crate::app::AppState;
 use crate::body::{self, Body};
 use crate::context::RequestContext;
@@ -30,7 +31,7 @@ use crate::http::range;
 use crate::metrics::ReadKind;
 use crate::routes::ProjectRef;
 use crate::storage::StorageError;
-use crate::upstream::jobs::{Fetched, Job};
+use crate::upstream::jobs::Fetched;
 use crate::zip::archive::{Archive, OpenError};
 use crate::zip::entry::{self, EntryError, Verified, Window};
 use crate::zip::index::{EntryInfo, Method as ZipMethod, ZipError};
@@ -76,54 +77,28 @@ fn open_error(error: OpenError) -> GatewayError {
 }
 
 impl AppState {
-    /// `GET|HEAD /projects/:id/jobs/:job_id/artifacts/*path`
+    /// `GET|HEAD /projects/:id/jobs/:job_id/artifacts/*path` and
+    /// `/projects/:id/jobs/artifacts/:ref_name/raw/*path?job=NAME`
     pub async fn serve_entry(
         &self,
         parts: &Parts,
         ctx: &RequestContext,
         project: &ProjectRef,
-        job_id: u64,
+        selector: JobSelector<'_>,
         name: &str,
     ) -> Result<Response<Body>, GatewayError> {
-        let job = match self.jobs(ctx).job(project, job_id).await? {
+        let endpoint = match selector {
+            JobSelector::Id(_) => Endpoint::ByJob,
+            JobSelector::LatestOnRef { .. } => Endpoint::RawByRef,
+        };
+        let job = match self.find_job(ctx, project, selector).await? {
             Fetched::Found(job) => job,
             Fetched::Refused(response) => return Ok(response),
         };
-        self.send_entry(parts, ctx, project, &job, name, Endpoint::ByJob)
-            .await
-    }
-
-    /// `GET|HEAD /projects/:id/jobs/artifacts/:ref_name/raw/*path?job=NAME`
-    pub async fn serve_entry_by_ref(
-        &self,
-        parts: &Parts,
-        ctx: &RequestContext,
-        project: &ProjectRef,
-        ref_name: &str,
-        job_name: &str,
-        name: &str,
-    ) -> Result<Response<Body>, GatewayError> {
-        let job = match self.ref_job(ctx, project, ref_name, job_name).await? {
-            Fetched::Found(job) => job,
-            Fetched::Refused(response) => return Ok(response),
-        };
-        self.send_entry(parts, ctx, project, &job, name, Endpoint::RawByRef)
-            .await
-    }
-
-    async fn send_entry(
-        &self,
-        parts: &Parts,
-        ctx: &RequestContext,
-        project: &ProjectRef,
-        job: &Job,
-        name: &str,
-        endpoint: Endpoint,
-    ) -> Result<Response<Body>, GatewayError> {
         if !job.has_archive() {
             return Err(GatewayError::NotFound("404 Not Found"));
         }
-        let project_id = match self.numeric_project(ctx, project, job).await? {
+        let project_id = match self.numeric_project(ctx, project, &job).await? {
             Fetched::Found(id) => id,
             Fetched::Refused(response) => return Ok(response),
         };

@@ -9,6 +9,8 @@ pub mod content;
 pub mod entry;
 pub mod object;
 
+use std::sync::Arc;
+
 use http::request::Parts;
 use http::Response;
 
@@ -32,6 +34,16 @@ const TRACE: Presentation = Presentation {
     content_type: "text/plain; charset=utf-8",
     disposition: None,
 };
+
+/// How a request names its job: by id, or as the newest successful job of a name on a ref.
+#[derive(Debug, Clone, Copy)]
+pub enum JobSelector<'a> {
+    Id(u64),
+    LatestOnRef {
+        ref_name: &'a str,
+        job_name: &'a str,
+    },
+}
 
 /// A served endpoint's outcome: a response, or "the backend should answer this" (a live log).
 pub enum Outcome {
@@ -68,62 +80,44 @@ impl AppState {
         }
     }
 
-    /// `GET|HEAD /projects/:id/jobs/:job_id/artifacts`
+    /// The job a request names, as the caller may see it.
+    pub(crate) async fn find_job(
+        &self,
+        ctx: &RequestContext,
+        project: &ProjectRef,
+        selector: JobSelector<'_>,
+    ) -> Result<Fetched<Arc<Job>>, GatewayError> {
+        let jobs = self.jobs(ctx);
+        Ok(match selector {
+            JobSelector::Id(job_id) => match jobs.job(project, job_id).await? {
+                Fetched::Found(job) => Fetched::Found(Arc::new(job)),
+                Fetched::Refused(response) => Fetched::Refused(response),
+            },
+            JobSelector::LatestOnRef { ref_name, job_name } => {
+                let max_pages = self.config.artifacts.by_ref_max_pages;
+                jobs.latest_successful(&self.refs, project, ref_name, job_name, max_pages)
+                    .await?
+            }
+        })
+    }
+
+    /// `GET|HEAD /projects/:id/jobs/:job_id/artifacts` and
+    /// `/projects/:id/jobs/artifacts/:ref_name/download?job=NAME`
     pub async fn serve_archive(
         &self,
         parts: &Parts,
         ctx: &RequestContext,
         project: &ProjectRef,
-        job_id: u64,
+        selector: JobSelector<'_>,
     ) -> Result<Response<Body>, GatewayError> {
-        let job = match self.jobs(ctx).job(project, job_id).await? {
+        let job = match self.find_job(ctx, project, selector).await? {
             Fetched::Found(job) => job,
             Fetched::Refused(response) => return Ok(response),
         };
-        self.send_archive(parts, ctx, project, &job).await
-    }
-
-    /// `GET|HEAD /projects/:id/jobs/artifacts/:ref_name/download?job=NAME`
-    pub async fn serve_archive_by_ref(
-        &self,
-        parts: &Parts,
-        ctx: &RequestContext,
-        project: &ProjectRef,
-        ref_name: &str,
-        job_name: &str,
-    ) -> Result<Response<Body>, GatewayError> {
-        let job = match self.ref_job(ctx, project, ref_name, job_name).await? {
-            Fetched::Found(job) => job,
-            Fetched::Refused(response) => return Ok(response),
-        };
-        self.send_archive(parts, ctx, project, &job).await
-    }
-
-    /// The newest successful job `job_name` on `ref_name`, as the caller may see it.
-    pub(crate) async fn ref_job(
-        &self,
-        ctx: &RequestContext,
-        project: &ProjectRef,
-        ref_name: &str,
-        job_name: &str,
-    ) -> Result<Fetched<std::sync::Arc<Job>>, GatewayError> {
-        let max_pages = self.config.artifacts.by_ref_max_pages;
-        self.jobs(ctx)
-            .latest_successful(&self.refs, project, ref_name, job_name, max_pages)
-            .await
-    }
-
-    async fn send_archive(
-        &self,
-        parts: &Parts,
-        ctx: &RequestContext,
-        project: &ProjectRef,
-        job: &Job,
-    ) -> Result<Response<Body>, GatewayError> {
         if !job.has_archive() {
             return Err(GatewayError::NotFound("404 Not Found"));
         }
-        let project_id = match self.numeric_project(ctx, project, job).await? {
+        let project_id = match self.numeric_project(ctx, project, &job).await? {
             Fetched::Found(id) => id,
             Fetched::Refused(response) => return Ok(response),
         };
@@ -154,7 +148,7 @@ impl AppState {
         project: &ProjectRef,
         job_id: u64,
     ) -> Result<Outcome, GatewayError> {
-        let job = match self.jobs(ctx).job(project, job_id).await? {
+        let job = match self.find_job(ctx, project, JobSelector::Id(job_id)).await? {
             Fetched::Found(job) => job,
             Fetched::Refused(response) => return Ok(response.into()),
         };
