@@ -4,7 +4,6 @@
 //! `/proc/<pid>/status`, on a process that served nothing else.
 
 #[path = "../common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 mod support;
 
