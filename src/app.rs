@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use tracing::Instrument;
 
 use crate::auth::{self, Credentials};
-use crate::body::{self, AccessLog, Body, LoggedBody};
+use crate::body::{self, AccessLog, Body};
 use crate::config::Config;
 use crate::context::RequestContext;
 use crate::error::GatewayError;
@@ -124,7 +124,7 @@ impl AppState {
             Arc::clone(&self.metrics),
             permit,
         );
-        response.map(|b| body::boxed(LoggedBody::new(b, log)))
+        body::logged(response, log)
     }
 
     async fn dispatch(
