@@ -112,6 +112,7 @@ async fn rewrite_during_download(truncate_first: bool) {
         "the log says why: {:#?}",
         gateway.log()
     );
+    eprintln!("peak RSS {} MiB", gateway.peak_rss_kib() / 1024);
     gateway.assert_peak_below(96, "a 32 MiB download rewritten in place");
     // The gateway serves the new version afterwards.
     let again = client
