@@ -14,7 +14,8 @@
 //! with a body-less `431` HEADERS frame and a stream reset, and one over four times that
 //! with GOAWAY; neither can carry a body (rewriting HPACK-coded frames is not an option), so
 //! the list size is set at four times `max_header_bytes`: every head up to that reaches the
-//! handler and gets the JSON answer.
+//! handler and gets the JSON answer. Every refusal gets an access line (the handler's, or
+//! `head_guard`'s for hyper's), except h2's own, which the gateway never sees.
 
 mod head_guard;
 

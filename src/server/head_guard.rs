@@ -263,4 +263,47 @@ mod tests {
         assert!(head.contains("content-type: application/json"));
         assert!(head.contains("connection: close"));
     }
+
+    /// Only hyper's own answer at a boundary is swapped: body bytes that look like a 431,
+    /// and the service's own 431, pass through untouched.
+    #[tokio::test]
+    async fn only_a_431_at_a_response_boundary_without_a_request_is_replaced() {
+        use super::super::InFlight;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let bare = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n";
+        let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+        let activity = Arc::new(Activity::new());
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        let mut guard = HeadGuard::new(ours, Arc::clone(&activity), true, peer, Arc::default());
+        // A response in progress whose body happens to hold a bare 431 at a write start.
+        let busy = InFlight::new(&activity);
+        guard
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 70\r\n\r\n")
+            .await
+            .unwrap();
+        guard.flush().await.unwrap();
+        guard.write_all(bare).await.unwrap();
+        drop(busy);
+        guard.flush().await.unwrap();
+        // The service's own 431 (a request was handed to it since the boundary).
+        let busy = InFlight::new(&activity);
+        guard.write_all(bare).await.unwrap();
+        drop(busy);
+        guard.flush().await.unwrap();
+        // Hyper's own: at a boundary, no request since.
+        guard.write_all(bare).await.unwrap();
+        guard.flush().await.unwrap();
+        drop(guard);
+        let mut seen = Vec::new();
+        theirs.read_to_end(&mut seen).await.unwrap();
+        let mut expected = b"HTTP/1.1 200 OK\r\ncontent-length: 70\r\n\r\n".to_vec();
+        expected.extend_from_slice(bare);
+        expected.extend_from_slice(bare);
+        expected.extend_from_slice(json_431());
+        assert_eq!(
+            String::from_utf8_lossy(&seen),
+            String::from_utf8_lossy(&expected)
+        );
+        assert!(activity.refused.load(Ordering::Acquire));
+    }
 }

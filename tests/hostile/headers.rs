@@ -245,3 +245,38 @@ async fn http2_heads_over_the_limit_get_the_json_431() {
     })
     .await;
 }
+
+/// Past four times `max_header_bytes` h2 refuses a header list itself, before the gateway
+/// sees it: a body-less `431` and a stream reset (past sixteen times, GOAWAY). That answer
+/// cannot carry the JSON body (see `server`'s docs); what is pinned here is that it is a
+/// refusal, quick, with memory bounded, and that the gateway carries on.
+#[tokio::test]
+async fn http2_heads_beyond_h2s_own_limit_are_refused_and_the_gateway_carries_on() {
+    within(Duration::from_secs(60), "h2 heads past h2's limit", async {
+        let (gateway, _storage, _backend) = gateway().await;
+        let before_kib = gateway.rss_kib();
+        gateway.reset_peak();
+        let url = gateway.url("/projects/1/jobs/104/artifacts");
+        for (what, size) in [("100 KiB", 100 * 1024), ("1 MiB", 1 << 20)] {
+            let client = h2_client();
+            let mut request = client.get(&url);
+            for h in filler_headers(size, 8000) {
+                let (name, value) = h.split_once(": ").unwrap();
+                request = request.header(name, value);
+            }
+            match request.send().await {
+                Ok(response) => assert_eq!(response.status(), 431, "{what}"),
+                Err(error) => assert!(!error.is_timeout(), "{what}: {error}"),
+            }
+        }
+        let grew_mib = gateway.peak_rss_kib().saturating_sub(before_kib) / 1024;
+        assert!(
+            grew_mib < 16,
+            "h2 heads past the limit grew the peak RSS by {grew_mib} MiB"
+        );
+        let response = h2_client().get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_unaffected(&gateway).await;
+    })
+    .await;
+}

@@ -105,10 +105,15 @@ async fn rewrite_during_download(truncate_first: bool) {
         "bytes of the new version were delivered under the old one's headers"
     );
     gateway
-        .wait_for_log(|l| l.contains("\"route\":\"archive\"") && l.contains("storage"))
+        .wait_for_log(|l| {
+            l.contains("\"route\":\"archive\"") && l.contains(r#""outcome":"Error(\"storage\")""#)
+        })
         .await;
     assert!(
-        gateway.log().iter().any(|l| l.contains("changed")),
+        gateway
+            .log()
+            .iter()
+            .any(|l| l.contains("local file changed while it was read")),
         "the log says why: {:#?}",
         gateway.log()
     );
