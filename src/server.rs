@@ -212,8 +212,9 @@ pub async fn serve(
 /// One builder, cloned per connection, carrying the limits that protect us from clients.
 fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // Hyper answers 431 itself past its read buffer; we check the configured limit
-    // precisely (with a JSON body) in the handler, so hyper's ceiling sits above it.
+    // We check the configured limit precisely in the handler, so hyper's read buffer sits
+    // above it; past the buffer (or 100 fields) hyper answers 431 itself, and `head_guard`
+    // turns that into the same JSON answer. Memory: at most this buffer per connection.
     let hard_header_limit = (config.server.max_header_bytes * 2).max(8192);
     builder
         .http1()

@@ -409,4 +409,52 @@ mod tests {
         };
         assert!(matches!(classify(other), StorageError::Unavailable(_)));
     }
+
+    #[test]
+    fn if_match_lists_and_wildcards() {
+        assert!(etag_matches(None, None));
+        assert!(etag_matches(Some("*"), Some("\"a\"")));
+        assert!(etag_matches(Some("\"b\", \"a\""), Some("\"a\"")));
+        assert!(!etag_matches(Some("\"b\""), Some("\"a\"")));
+        assert!(!etag_matches(Some("\"b\""), None));
+    }
+
+    /// Local storage: `head` and `get` report the pin's ETag, and `If-Match` is checked
+    /// against it (object_store would compare its own ETag and refuse every read).
+    #[tokio::test]
+    async fn local_etags_are_the_pins_in_head_get_and_if_match() {
+        let dir =
+            std::env::temp_dir().join(format!("artifact-gateway-etag-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.bin"), b"0123456789").unwrap();
+        let store = object_store::local::LocalFileSystem::new_with_prefix(&dir).unwrap();
+        let config = StorageConfig {
+            url: format!("file://{}", dir.display()),
+            ..StorageConfig::default()
+        };
+        let storage = Storage::new(Arc::new(store), &config);
+        let path = Path::from("a.bin");
+        let pin = file::FilePin::of(&std::fs::File::open(dir.join("a.bin")).unwrap()).unwrap();
+        let head = storage.head(&path).await.unwrap();
+        assert_eq!(head.etag.as_deref(), Some(pin.etag().as_str()));
+        let read = |if_match: Option<String>| {
+            storage.get(
+                ReadKind::ZipEntry,
+                &path,
+                Some(GetRange::Bounded(2..5)),
+                if_match,
+            )
+        };
+        let Ok(object) = read(head.etag.clone()).await else {
+            panic!("the pin's ETag matches");
+        };
+        assert_eq!(object.meta.etag, head.etag);
+        let bytes: Vec<Bytes> = object.body.try_collect().await.unwrap();
+        assert_eq!(bytes.concat(), b"234");
+        assert!(matches!(
+            read(Some("\"other\"".into())).await.err(),
+            Some(StorageError::PreconditionFailed)
+        ));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
