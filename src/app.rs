@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use tracing::Instrument;
 
 use crate::auth::{self, Credentials};
-use crate::body::{self, AccessLog, Body, LoggedBody};
+use crate::body::{self, AccessLog, Body};
 use crate::config::Config;
 use crate::context::RequestContext;
 use crate::error::GatewayError;
@@ -124,7 +124,7 @@ impl AppState {
             Arc::clone(&self.metrics),
             permit,
         );
-        response.map(|b| body::boxed(LoggedBody::new(b, log)))
+        body::logged(response, log)
     }
 
     async fn dispatch(
@@ -140,7 +140,9 @@ impl AppState {
         }
         let host = request_host(&request);
         refuse_foreign_absolute_form(&request, local, &self.config)?;
-        if header_bytes(request.headers()) > self.config.server.max_header_bytes {
+        if head_bytes(&request) > self.config.server.max_header_bytes
+            || request.headers().len() > MAX_HEADERS
+        {
             return Err(GatewayError::HeadersTooLarge);
         }
         let route = routed.map_err(|error| match error {
@@ -356,9 +358,23 @@ fn refuse_foreign_absolute_form<B>(
     }
 }
 
-fn header_bytes(headers: &http::HeaderMap) -> usize {
-    headers
+/// Most header fields in a request: hyper's HTTP/1 parser has this many slots (its
+/// default, kept so they stay on the stack) and refuses more itself; HTTP/2 gets the same.
+const MAX_HEADERS: usize = 100;
+
+/// The size of the request head as HTTP/1.1 text: request line (`METHOD target
+/// HTTP/1.1`), every field as `name: value` and the line ends. HTTP/2 requests are counted
+/// the same way, so one limit means the same on both.
+fn head_bytes<B>(request: &Request<B>) -> usize {
+    let uri = request.uri();
+    let target = uri.path_and_query().map_or(1, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.scheme_str().map_or(0, |s| s.len() + 3);
+    let request_line = request.method().as_str().len() + 1 + target + " HTTP/1.1\r\n".len();
+    let fields: usize = request
+        .headers()
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum()
+        .sum();
+    request_line + fields + 2
 }

@@ -46,11 +46,16 @@ pin_project_lite::pin_project! {
     /// fails, or is dropped unfinished (the client went away).
     ///
     /// Invariant: exactly one access line per response, written from `PinnedDrop` when
-    /// no earlier point wrote it.
+    /// no earlier point wrote it. A body has ended when it says so, returns `None`, or has
+    /// yielded its declared `Content-Length`: hyper's HTTP/1.1 stops polling (and drops
+    /// the body) as soon as that many bytes are written, so a drop after the last byte is
+    /// a complete download, not a client that left.
     pub struct LoggedBody<B> {
         #[pin]
         inner: B,
         log: AccessLog,
+        // The declared `Content-Length`, when there is one.
+        expected: Option<u64>,
     }
 
     impl<B> PinnedDrop for LoggedBody<B> {
@@ -145,13 +150,28 @@ impl AccessLog {
 }
 
 impl<B: http_body::Body> LoggedBody<B> {
-    pub fn new(inner: B, mut log: AccessLog) -> Self {
+    /// `expected` is the response's declared `Content-Length`, if any.
+    pub fn new(inner: B, mut log: AccessLog, expected: Option<u64>) -> Self {
         // Hyper never polls a body that is empty from the start.
         if inner.is_end_stream() {
             log.finish(Outcome::Complete);
         }
-        Self { inner, log }
+        Self {
+            inner,
+            log,
+            expected,
+        }
     }
+}
+
+/// Wrap a response's body in a [`LoggedBody`] that knows its declared length.
+pub fn logged(response: http::Response<Body>, log: AccessLog) -> http::Response<Body> {
+    let expected = response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    response.map(|b| boxed(LoggedBody::new(b, log, expected)))
 }
 
 /// Why a body failed, from its error: a failed CRC or size check, storage, or the upstream.
@@ -202,14 +222,19 @@ where
                 if let Some(data) = frame.data_ref() {
                     this.log.bytes += data.len() as u64;
                 }
-                // Hyper stops polling once the body says it has ended.
-                if this.inner.is_end_stream() {
+                // Hyper stops polling once the body says it has ended, or (HTTP/1.1) once
+                // the declared length is written.
+                if this.inner.is_end_stream() || Some(this.log.bytes) == *this.expected {
                     this.log.finish(Outcome::Complete);
                 }
             }
             Poll::Ready(Some(Err(error))) => this
                 .log
                 .finish(Outcome::Error(abort_reason(error.as_ref()))),
+            // Ending short of the declared length is no complete download either.
+            Poll::Ready(None) if this.expected.is_some_and(|n| this.log.bytes < n) => {
+                this.log.finish(Outcome::Error("other"))
+            }
             Poll::Ready(None) => this.log.finish(Outcome::Complete),
             Poll::Pending => {}
         }

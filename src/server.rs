@@ -6,10 +6,22 @@
 //! running at the deadline is aborted. Aborting drops the connection, so a response cut
 //! there ends short of its `Content-Length` (or without a chunked terminator, or with a
 //! stream reset) and no client can take it for complete.
+//!
+//! Request heads: the configured `server.max_header_bytes` is checked in the handler (the
+//! whole head, request line included, with the JSON `431`). Heads beyond hyper's own limits
+//! never reach the handler; on HTTP/1.1 [`head_guard`] swaps hyper's empty `431` for the
+//! same JSON one. On HTTP/2, h2 answers a header list over `max_header_list_size` itself
+//! with a body-less `431` HEADERS frame and a stream reset, and one over four times that
+//! with GOAWAY; neither can carry a body (rewriting HPACK-coded frames is not an option), so
+//! the list size is set at four times `max_header_bytes`: every head up to that reaches the
+//! handler and gets the JSON answer. Every refusal gets an access line (the handler's, or
+//! `head_guard`'s for hyper's), except h2's own, which the gateway never sees.
+
+mod head_guard;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -200,8 +212,9 @@ pub async fn serve(
 /// One builder, cloned per connection, carrying the limits that protect us from clients.
 fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // Hyper answers 431 itself past its read buffer; we check the configured limit
-    // precisely (with a JSON body) in the handler, so hyper's ceiling sits above it.
+    // We check the configured limit precisely in the handler, so hyper's read buffer sits
+    // above it; past the buffer (or 100 fields) hyper answers 431 itself, and `head_guard`
+    // turns that into the same JSON answer. Memory: at most this buffer per connection.
     let hard_header_limit = (config.server.max_header_bytes * 2).max(8192);
     builder
         .http1()
@@ -210,10 +223,13 @@ fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
         .header_read_timeout(config.server.header_read_timeout)
         .max_buf_size(hard_header_limit)
         .keep_alive(true);
+    // h2 refuses bigger lists itself, without a JSON body (see the module docs); it counts
+    // 32 bytes more per field than the head's text. Memory: at most this per open stream.
+    let h2_header_list = (config.server.max_header_bytes * 4).max(64 * 1024);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(hard_header_limit).unwrap_or(u32::MAX))
+        .max_header_list_size(u32::try_from(h2_header_list).unwrap_or(u32::MAX))
         // Pings find dead HTTP/2 peers that hold streams open.
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20))
@@ -251,6 +267,10 @@ impl Drop for ConnectionSlot {
 /// Requests in progress on one connection, and since when none is, for `idle_timeout`.
 struct Activity {
     in_flight: AtomicUsize,
+    /// Requests handed to the service so far (response boundaries, see `head_guard`).
+    calls: AtomicU64,
+    /// A request head was refused (`431`): the connection closes, lingering first.
+    refused: AtomicBool,
     idle_since: std::sync::Mutex<tokio::time::Instant>,
 }
 
@@ -258,6 +278,8 @@ impl Activity {
     fn new() -> Self {
         Self {
             in_flight: AtomicUsize::new(0),
+            calls: AtomicU64::new(0),
+            refused: AtomicBool::new(false),
             idle_since: std::sync::Mutex::new(tokio::time::Instant::now()),
         }
     }
@@ -281,6 +303,7 @@ struct InFlight(Arc<Activity>);
 
 impl InFlight {
     fn new(activity: &Arc<Activity>) -> Self {
+        activity.calls.fetch_add(1, Ordering::AcqRel);
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
         Self(Arc::clone(activity))
     }
@@ -329,22 +352,25 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
 /// The first bytes of an HTTP/2 connection with prior knowledge.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Wait until the client has shown which protocol it speaks. Hyper's protocol detection
-/// has no timer of its own, so a client that connects and sends nothing (or a partial
-/// HTTP/2 preface) would hold the connection forever; here it gets `header_read_timeout`.
-async fn protocol_shown(stream: &TcpStream, timeout: Duration) -> bool {
+/// Wait until the client has shown which protocol it speaks: `Some(true)` for HTTP/2.
+/// Hyper's protocol detection has no timer of its own, so a client that connects and sends
+/// nothing (or a partial HTTP/2 preface) would hold the connection forever; here it gets
+/// `header_read_timeout`.
+async fn protocol_shown(stream: &TcpStream, timeout: Duration) -> Option<bool> {
     let wait = async {
         let mut buf = [0u8; H2_PREFACE.len()];
         loop {
             match stream.peek(&mut buf).await {
-                Ok(0) | Err(_) => return false,
-                Ok(n) if n >= H2_PREFACE.len() || buf[..n] != H2_PREFACE[..n] => return true,
+                Ok(0) | Err(_) => return None,
+                Ok(n) if n >= H2_PREFACE.len() || buf[..n] != H2_PREFACE[..n] => {
+                    return Some(buf[..] == *H2_PREFACE)
+                }
                 // A partial preface: more bytes are on their way (peek does not consume).
                 Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
             }
         }
     };
-    tokio::time::timeout(timeout, wait).await.unwrap_or(false)
+    tokio::time::timeout(timeout, wait).await.ok().flatten()
 }
 
 async fn serve_connection(
@@ -361,17 +387,18 @@ async fn serve_connection(
         return;
     };
     // The handshake runs here, in the connection's task, never in the accept loop.
-    let (stream, proto): (Box<dyn Io>, &'static str) = match tls {
+    let (stream, proto, h2): (Box<dyn Io>, &'static str, bool) = match tls {
         None => {
-            if !protocol_shown(&stream, state.config.server.header_read_timeout).await {
+            let Some(h2) = protocol_shown(&stream, state.config.server.header_read_timeout).await
+            else {
                 state
                     .metrics
                     .rejected
                     .with_label_values(&["header_read_timeout"])
                     .inc();
                 return;
-            }
-            (Box::new(stream), "http")
+            };
+            (Box::new(stream), "http", h2)
         }
         // Bounded by tls.handshake_timeout.
         Some(acceptor) => match acceptor.accept(stream).await {
@@ -383,7 +410,7 @@ async fn serve_connection(
                 } else {
                     builder.http1_only()
                 };
-                (Box::new(stream), "https")
+                (Box::new(stream), "https", h2)
             }
             Err(error) => {
                 tracing::debug!(%peer, %error, "TLS handshake failed");
@@ -412,20 +439,37 @@ async fn serve_connection(
     // hyper drops the connection, and with it the response body and its storage read.
     let mut io = tokio_io_timeout::TimeoutStream::new(stream);
     io.set_write_timeout(Some(state.config.server.stall_timeout));
-    let io = TokioIo::new(Box::pin(io));
-    let conn = Connection { peer, local, proto };
     let activity = Arc::new(Activity::new());
+    let io = head_guard::HeadGuard::new(
+        Box::pin(io),
+        Arc::clone(&activity),
+        !h2,
+        peer,
+        Arc::clone(&state.metrics),
+    );
+    let io = TokioIo::new(io);
+    let conn = Connection { peer, local, proto };
     let idle_timeout = state.config.server.idle_timeout;
     let tracked = Arc::clone(&activity);
-    let service = service_fn(move |request| {
+    let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
         let state = Arc::clone(&state);
         let busy = InFlight::new(&tracked);
+        let activity = Arc::clone(&tracked);
+        let http1 = request.version() < http::Version::HTTP_2;
         async move {
-            let response = if over_limit {
+            let mut response = if over_limit {
                 overloaded("max_connections")
             } else {
                 state.handle(request, conn).await
             };
+            if response.status() == http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE && http1 {
+                // A refused head ends the connection; what follows may be its remainder.
+                activity.refused.store(true, Ordering::Release);
+                response.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
             Ok::<_, Infallible>(response.map(|body| {
                 crate::body::boxed(Guarded {
                     inner: body,

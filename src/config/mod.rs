@@ -92,7 +92,8 @@ pub struct ServerConfig {
     /// Also closes idle HTTP/1.1 keep-alive connections: hyper runs this timer while it
     /// waits for the next request head.
     pub header_read_timeout: Duration,
-    /// Largest request head accepted (431 past it); hyper refuses at twice this by itself.
+    /// Largest request head (request line + headers) accepted, 431 past it. Hyper's HTTP/1
+    /// buffer stops at twice this (our JSON 431 still, see `server`); h2 at four times.
     pub max_header_bytes: usize,
     /// On shutdown, how long in-flight requests may finish before connections are closed.
     pub shutdown_grace: Duration,

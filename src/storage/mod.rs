@@ -5,6 +5,13 @@
 //! reads for local files ([`file`]), and one mapping of storage failures to
 //! [`StorageError`]. Every body stream yields exactly the bytes of its range or ends in an
 //! error: a short read is never a clean end.
+//!
+//! Local files get the gateway's own validators: the ETag comes from the open handle's
+//! [`file::FilePin`] (device, inode, size, mtime and ctime in nanoseconds) instead of
+//! `object_store`'s (inode, size, mtime in microseconds), which an in-place rewrite that
+//! restores the mtime leaves unchanged. `head`, every `get` and every `If-Match` check use
+//! that same ETag, so the archive download, the zip index cache (built from a tail read)
+//! and the entry reads pinned to it agree; `object_store` is never asked to compare it.
 
 mod build;
 pub mod file;
@@ -37,7 +44,8 @@ pub enum StorageError {
     /// The range starts at or past the end of an object of this size.
     #[error("range not satisfiable (object is {size} bytes)")]
     RangeNotSatisfiable { size: u64 },
-    /// The object changed: its ETag no longer matches the precondition.
+    /// The object changed: its ETag no longer matches the precondition, or (local files)
+    /// the file changed while it was being read.
     #[error("object changed")]
     PreconditionFailed,
     #[error("storage timed out: {0}")]
@@ -82,6 +90,8 @@ pub struct Storage {
     archive_key: KeyTemplate,
     trace_key: KeyTemplate,
     presign_ttl: Duration,
+    /// `file://` storage: validators are computed here, from the open file (see above).
+    local: bool,
 }
 
 impl Storage {
@@ -104,6 +114,10 @@ impl Storage {
             archive_key: config.archive_key.clone(),
             trace_key: config.trace_key.clone(),
             presign_ttl: config.presign_ttl,
+            local: config
+                .url
+                .get(..7)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("file://")),
         }
     }
 
@@ -122,11 +136,24 @@ impl Storage {
 
     pub async fn head(&self, path: &Path) -> Result<Meta, StorageError> {
         self.metrics.storage_request(ReadKind::Head);
-        self.store
-            .head(path)
-            .await
-            .map(|meta| Meta::from(&meta))
-            .map_err(classify)
+        if !self.local {
+            return self
+                .store
+                .head(path)
+                .await
+                .map(|meta| Meta::from(&meta))
+                .map_err(classify);
+        }
+        // A local "head" opens the file (no bytes are read) so that its ETag is the pin's.
+        let options = GetOptions {
+            head: true,
+            ..GetOptions::default()
+        };
+        let result = self.store.get_opts(path, options).await.map_err(classify)?;
+        match result.payload {
+            GetResultPayload::File(file, _) => Ok(pinned_meta(&file, &result.meta)?.0),
+            GetResultPayload::Stream(_) => Ok(Meta::from(&result.meta)),
+        }
     }
 
     /// Read `range` of the object (all of it when `None`), in one request. When `if_match`
@@ -142,7 +169,8 @@ impl Storage {
         let timer = self.metrics.storage_read_seconds.start_timer();
         let options = GetOptions {
             range: range.clone(),
-            if_match,
+            // Local ETags are ours: compared below, not by the store.
+            if_match: if self.local { None } else { if_match.clone() },
             ..GetOptions::default()
         };
         let result = match self.store.get_opts(path, options).await {
@@ -150,16 +178,23 @@ impl Storage {
             Err(error) => return Err(self.explain_failed_get(path, range, error).await),
         };
         timer.observe_duration();
-        let meta = Meta::from(&result.meta);
         let range = result.range.clone();
-        let body = match result.payload {
-            GetResultPayload::File(file, _) => file::FileChunks::new(file, range.clone())
-                .map(|chunk| {
-                    chunk.map_err(|e| StorageError::Unavailable(format!("reading file: {e}")))
-                })
-                .boxed(),
-            GetResultPayload::Stream(stream) => stream.map(|chunk| chunk.map_err(classify)).boxed(),
+        let (meta, body) = match result.payload {
+            GetResultPayload::File(file, _) => {
+                let (meta, pin) = pinned_meta(&file, &result.meta)?;
+                let body = file::FileChunks::new(file, range.clone(), pin)
+                    .map(|chunk| chunk.map_err(|e| file_error(&e)))
+                    .boxed();
+                (meta, body)
+            }
+            GetResultPayload::Stream(stream) => (
+                Meta::from(&result.meta),
+                stream.map(|chunk| chunk.map_err(classify)).boxed(),
+            ),
         };
+        if self.local && !etag_matches(if_match.as_deref(), meta.etag.as_deref()) {
+            return Err(StorageError::PreconditionFailed);
+        }
         let metrics = Arc::clone(&self.metrics);
         let body = body
             .inspect(move |chunk| {
@@ -203,6 +238,45 @@ impl Storage {
                 .map_err(classify),
         )
     }
+}
+
+/// The metadata of an opened local file, from its pin. `object_store` sized the range from
+/// its own `fstat` of the same handle; a different size means the file changed in between.
+fn pinned_meta(
+    file: &std::fs::File,
+    meta: &ObjectMeta,
+) -> Result<(Meta, file::FilePin), StorageError> {
+    let pin = file::FilePin::of(file)
+        .map_err(|e| StorageError::Unavailable(format!("reading file metadata: {e}")))?;
+    if pin.size != meta.size {
+        return Err(StorageError::PreconditionFailed);
+    }
+    let meta = Meta {
+        size: pin.size,
+        etag: Some(pin.etag()),
+        last_modified: meta.last_modified,
+    };
+    Ok((meta, pin))
+}
+
+/// `If-Match` semantics, as `object_store` applies them: `*` or any listed ETag matches.
+fn etag_matches(if_match: Option<&str>, etag: Option<&str>) -> bool {
+    let Some(wanted) = if_match else {
+        return true;
+    };
+    wanted == "*" || wanted.split(',').map(str::trim).any(|w| Some(w) == etag)
+}
+
+/// A local read failure; a file that changed under the reader says so in the log.
+fn file_error(error: &std::io::Error) -> StorageError {
+    if let Some(changed) = error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<file::Changed>())
+    {
+        tracing::warn!(changed = changed.what, "{changed}; aborting the response");
+        return StorageError::PreconditionFailed;
+    }
+    StorageError::Unavailable(format!("reading file: {error}"))
 }
 
 /// Map a store error by what it means for the response.
@@ -334,5 +408,53 @@ mod tests {
             source: "connection refused".into(),
         };
         assert!(matches!(classify(other), StorageError::Unavailable(_)));
+    }
+
+    #[test]
+    fn if_match_lists_and_wildcards() {
+        assert!(etag_matches(None, None));
+        assert!(etag_matches(Some("*"), Some("\"a\"")));
+        assert!(etag_matches(Some("\"b\", \"a\""), Some("\"a\"")));
+        assert!(!etag_matches(Some("\"b\""), Some("\"a\"")));
+        assert!(!etag_matches(Some("\"b\""), None));
+    }
+
+    /// Local storage: `head` and `get` report the pin's ETag, and `If-Match` is checked
+    /// against it (object_store would compare its own ETag and refuse every read).
+    #[tokio::test]
+    async fn local_etags_are_the_pins_in_head_get_and_if_match() {
+        let dir =
+            std::env::temp_dir().join(format!("artifact-gateway-etag-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.bin"), b"0123456789").unwrap();
+        let store = object_store::local::LocalFileSystem::new_with_prefix(&dir).unwrap();
+        let config = StorageConfig {
+            url: format!("file://{}", dir.display()),
+            ..StorageConfig::default()
+        };
+        let storage = Storage::new(Arc::new(store), &config);
+        let path = Path::from("a.bin");
+        let pin = file::FilePin::of(&std::fs::File::open(dir.join("a.bin")).unwrap()).unwrap();
+        let head = storage.head(&path).await.unwrap();
+        assert_eq!(head.etag.as_deref(), Some(pin.etag().as_str()));
+        let read = |if_match: Option<String>| {
+            storage.get(
+                ReadKind::ZipEntry,
+                &path,
+                Some(GetRange::Bounded(2..5)),
+                if_match,
+            )
+        };
+        let Ok(object) = read(head.etag.clone()).await else {
+            panic!("the pin's ETag matches");
+        };
+        assert_eq!(object.meta.etag, head.etag);
+        let bytes: Vec<Bytes> = object.body.try_collect().await.unwrap();
+        assert_eq!(bytes.concat(), b"234");
+        assert!(matches!(
+            read(Some("\"other\"".into())).await.err(),
+            Some(StorageError::PreconditionFailed)
+        ));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
