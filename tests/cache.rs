@@ -89,12 +89,34 @@ async fn query_order_and_token_parameters_do_not_split_the_cache() {
     assert_eq!(
         x_cache(
             &h,
+            "/projects/1/jobs?private_token=demo-token&scope%5B%5D=success&per_page=20&scope[]=failed",
+            None
+        )
+        .await
+        .1,
+        "MISS",
+        "the token in the query is another identity input"
+    );
+    assert_eq!(
+        x_cache(
+            &h,
+            "/projects/1/jobs?per_page=20&scope%5B%5D=success&private_token=demo-token&scope[]=failed",
+            None
+        )
+        .await
+        .1,
+        "HIT"
+    );
+    // Values of one name keep their order (for a scalar the last one wins).
+    assert_eq!(
+        x_cache(
+            &h,
             "/projects/1/jobs?scope%5B%5D=failed&scope[]=success",
             Some(TOKEN)
         )
         .await
         .1,
-        "HIT"
+        "MISS"
     );
     assert_eq!(
         x_cache(&h, "/projects/1/jobs?scope[]=success", Some(TOKEN))
