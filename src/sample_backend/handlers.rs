@@ -57,13 +57,12 @@ impl Reply {
 /// Serve one request: record it (whole body), answer it, delay, respond.
 pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    // Bodies here are small JSON; a failed read means the client went away, and the
-    // answer will not be seen, so an empty body is as good as any.
-    let body = body
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
+    // Bodies here are small JSON. A failed read means the body ended short of its framing
+    // (the sender went away): like a real server, act on nothing and record nothing; the
+    // answer will not be seen.
+    let Ok(body) = body.collect().await.map(|c| c.to_bytes()) else {
+        return into_response(Err(ApiError::BadRequest("incomplete body")));
+    };
     let path_and_query = parts
         .uri
         .path_and_query()

@@ -209,3 +209,66 @@ async fn conflicting_framing_is_refused_and_smuggles_nothing() {
     endpoint_stays_prompt(&case).await;
     case.gateway.assert_peak_below(64, "conflicting framing");
 }
+
+/// An upstream request that timed out, and one whose client left mid-body, leave no
+/// connection behind in doubt: the next requests get their own answers, promptly.
+#[tokio::test]
+async fn upstream_connections_in_doubt_are_never_reused() {
+    let backend = BackendBuilder::sample_data().start().await.unwrap();
+    let storage = TempDir::new("framing-reuse");
+    let gateway = Gateway::spawn(
+        &backend.url(),
+        &storage.url(),
+        "[upstream]\nresponse_timeout = \"1s\"\n",
+    )
+    .await;
+    gateway.reset_peak();
+    let client = client();
+    within(
+        Duration::from_secs(10),
+        "a timeout, then the next request",
+        async {
+            backend.set_delay(Duration::from_secs(2));
+            let slow = client
+                .get(gateway.url("/projects/1/jobs/104"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(slow.status(), 504);
+            backend.set_delay(Duration::ZERO);
+            // The 104 answer is still on its way on the old connection; 101 must not get it.
+            for id in [101, 103, 104] {
+                let response = client
+                    .get(gateway.url(&format!("/projects/1/jobs/{id}")))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(crate::common::json(response).await["id"], id);
+            }
+        },
+    )
+    .await;
+    within(Duration::from_secs(10), "a client gone mid-body", async {
+        let request = "POST /api/v4/projects/1/jobs/105/play HTTP/1.1\r\nHost: gw\r\n\
+                       PRIVATE-TOKEN: demo-token\r\nContent-Type: application/json\r\n\
+                       Content-Length: 100\r\n\r\n{\"job_var";
+        raw_exchange(gateway.addr, request.as_bytes(), Duration::from_millis(300)).await;
+        // Dropped: the backend never acted on the truncated request.
+        let plays = |b: &SampleBackend| b.count("POST", "/api/v4/projects/1/jobs/105/play");
+        assert_eq!(plays(&backend), 0);
+        assert_eq!(
+            backend.job(105).unwrap().status,
+            artifact_gateway::sample_backend::JobStatus::Manual
+        );
+        for id in [101, 104] {
+            let response = client
+                .get(gateway.url(&format!("/projects/1/jobs/{id}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(crate::common::json(response).await["id"], id);
+        }
+    })
+    .await;
+    gateway.assert_peak_below(64, "connections in doubt");
+}
