@@ -109,6 +109,23 @@ fn static_proto(proto: &str) -> &'static str {
     }
 }
 
+/// Join several `Cookie` headers into one, `; `-separated (RFC 9113 §8.2.3): HTTP/2 clients
+/// may send one per cookie, and HTTP/1.1 servers join repeated headers with `, `, which
+/// would corrupt the last cookie before each seam.
+pub fn join_cookies(headers: &mut HeaderMap) {
+    let values: Vec<&[u8]> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    if values.len() < 2 {
+        return;
+    }
+    if let Ok(joined) = HeaderValue::from_bytes(&values.join(&b"; "[..])) {
+        headers.insert(header::COOKIE, joined);
+    }
+}
+
 /// Replace every forwarding header of `headers` with `ours` (from [`forwarding`]).
 pub fn replace_forwarding(headers: &mut HeaderMap, ours: &HeaderMap) {
     let theirs: Vec<HeaderName> = headers
@@ -221,6 +238,14 @@ mod tests {
             proto: "http",
             host: Some("gw:8080"),
         }
+    }
+
+    #[test]
+    fn cookie_headers_are_joined_with_semicolons() {
+        let mut h = client(&[("cookie", "a=1"), ("cookie", "_gitlab_session=s")]);
+        join_cookies(&mut h);
+        assert_eq!(h.get_all(header::COOKIE).iter().count(), 1);
+        assert_eq!(h[header::COOKIE], "a=1; _gitlab_session=s");
     }
 
     #[test]

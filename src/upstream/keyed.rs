@@ -64,6 +64,7 @@ impl KeyedGet {
         for (name, value) in credentials.headers() {
             headers.append(name.clone(), value.clone());
         }
+        super::headers::join_cookies(&mut headers);
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         for value in accept_encoding {
             headers.append(header::ACCEPT_ENCODING, value.clone());

@@ -131,6 +131,7 @@ impl Upstream {
         // The upstream connection is ours: always HTTP/1.1 or what the pool negotiates.
         parts.version = http::Version::HTTP_11;
         headers::strip_hop_by_hop(&mut parts.headers);
+        headers::join_cookies(&mut parts.headers);
         headers::replace_forwarding(&mut parts.headers, &ctx.forwarding);
         // hyper assumes a GET or HEAD of unknown length has no body and would drop it: a
         // chunked body is sent chunked, explicitly.

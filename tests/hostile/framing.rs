@@ -109,6 +109,10 @@ async fn get_with_a_body_on_a_cached_route_never_stalls_the_endpoint() {
     assert_eq!(with_body.len(), 1);
     assert_eq!(&with_body[0].body[..], b"x");
     assert_eq!(with_body[0].headers["content-length"], "1");
+    eprintln!(
+        "GET with a body: peak RSS {} KiB",
+        case.gateway.peak_rss_kib()
+    );
     case.gateway.assert_peak_below(64, "GET with a body");
 }
 
@@ -207,6 +211,10 @@ async fn conflicting_framing_is_refused_and_smuggles_nothing() {
         never_smuggled(&case.backend);
     }
     endpoint_stays_prompt(&case).await;
+    eprintln!(
+        "conflicting framing: peak RSS {} KiB",
+        case.gateway.peak_rss_kib()
+    );
     case.gateway.assert_peak_below(64, "conflicting framing");
 }
 
@@ -270,5 +278,9 @@ async fn upstream_connections_in_doubt_are_never_reused() {
         }
     })
     .await;
+    eprintln!(
+        "connections in doubt: peak RSS {} KiB",
+        gateway.peak_rss_kib()
+    );
     gateway.assert_peak_below(64, "connections in doubt");
 }

@@ -143,6 +143,10 @@ async fn sudo_as_alice_is_never_served_to_sudo_as_bob() {
         );
     })
     .await;
+    eprintln!(
+        "sudo requests: peak RSS {} KiB",
+        case.gateway.peak_rss_kib()
+    );
     case.gateway.assert_peak_below(64, "sudo requests");
 }
 
@@ -250,6 +254,10 @@ async fn every_identity_form_keeps_its_own_cache_entries() {
         assert_eq!((unknown.status, unknown.cache.as_str()), (200, "BYPASS"));
     })
     .await;
+    eprintln!(
+        "identity forms: peak RSS {} KiB",
+        case.gateway.peak_rss_kib()
+    );
     case.gateway.assert_peak_below(64, "identity forms");
 }
 

@@ -119,5 +119,9 @@ async fn no_token_in_any_position_reaches_the_log() {
             .collect::<Vec<_>>()
             .join("\n")
     });
+    eprintln!(
+        "requests with tokens: peak RSS {} KiB",
+        gateway.peak_rss_kib()
+    );
     gateway.assert_peak_below(64, "requests with tokens");
 }
