@@ -77,14 +77,7 @@ impl Upstream {
         if let Ok(host) = HeaderValue::from_str(self.base.authority()) {
             request.headers_mut().insert(header::HOST, host);
         }
-        // A declared length the body cannot honour would leave the backend waiting for
-        // bytes that never come on a connection the pool then reuses: the body decides.
-        if let Some(exact) = http_body::Body::size_hint(request.body()).exact() {
-            let declared = request.headers().get(header::CONTENT_LENGTH);
-            if declared.is_some_and(|v| v.as_bytes() != exact.to_string().as_bytes()) {
-                request.headers_mut().remove(header::CONTENT_LENGTH);
-            }
-        }
+        body_decides_length(&mut request);
         match tokio::time::timeout(self.response_timeout, self.client.request(request)).await {
             Err(_elapsed) => {
                 self.metrics.upstream_error("timeout");
@@ -154,6 +147,18 @@ impl Upstream {
     }
 }
 
+/// A declared length the body cannot honour would leave the backend waiting for bytes
+/// that never come, on a connection the pool then reuses: when the body knows its exact
+/// size, a `Content-Length` that differs is dropped and hyper writes the body's own.
+fn body_decides_length(request: &mut Request<Body>) {
+    if let Some(exact) = http_body::Body::size_hint(request.body()).exact() {
+        let declared = request.headers().get(header::CONTENT_LENGTH);
+        if declared.is_some_and(|v| v.as_bytes() != exact.to_string().as_bytes()) {
+            request.headers_mut().remove(header::CONTENT_LENGTH);
+        }
+    }
+}
+
 /// TCP with the configured timeouts, then TLS for an `https://` upstream: the platform's roots
 /// plus `upstream.ca_file`, ALPN `h2` or `http/1.1` (the upstream picks). `http://` stays plain.
 fn connector(config: &UpstreamConfig) -> HttpsConnector<HttpConnector> {
@@ -179,4 +184,25 @@ fn connector(config: &UpstreamConfig) -> HttpsConnector<HttpConnector> {
         .enable_http1()
         .enable_http2()
         .wrap_connector(http)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_content_length_the_body_cannot_honour_is_dropped() {
+        let mut request = Request::new(crate::body::empty());
+        request
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("1"));
+        body_decides_length(&mut request);
+        assert!(!request.headers().contains_key(header::CONTENT_LENGTH));
+        let mut request = Request::new(crate::body::full("abc"));
+        request
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("3"));
+        body_decides_length(&mut request);
+        assert_eq!(request.headers()[header::CONTENT_LENGTH], "3");
+    }
 }

@@ -195,6 +195,7 @@ async fn conflicting_framing_is_refused_and_smuggles_nothing() {
         )
         .await;
         let seen = statuses(&answer);
+        eprintln!("{name}: {seen:?}");
         assert!(
             seen == [400] || seen == [200],
             "{name}: {seen:?}\n{}",
