@@ -277,11 +277,10 @@ impl AppState {
                 .then_some("a query that cannot be normalised"));
         let Some(query) = query.filter(|_| bypass.is_none()) else {
             tracing::debug!(why = bypass, "metadata cache bypassed");
-            let response = self
+            let mut response = self
                 .cache
                 .bypass(self.upstream.forward(request, ctx))
                 .await?;
-            let mut response = response;
             self.upstream.prepare_response(response.headers_mut(), ctx);
             return Ok(response);
         };
