@@ -11,6 +11,7 @@ use artifact_gateway::routes::{self, ProjectRef};
 use artifact_gateway::sample_backend::BackendBuilder;
 use artifact_gateway::server::RunningGateway;
 use artifact_gateway::upstream::cache::{CacheKey, MetadataCache, Scope};
+use artifact_gateway::upstream::keyed::KeyedGet;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::{HeaderMap, Method};
 use http_body_util::BodyExt;
@@ -49,16 +50,19 @@ fn route_matcher(c: &mut Criterion) {
 }
 
 fn cache_key(headers: &HeaderMap, query: &str) -> CacheKey {
-    CacheKey {
-        fingerprint: Credentials::from_request(headers, Some(query)).fingerprint(),
-        path: "/api/v4/projects/1/jobs/104".into(),
-        query: auth::normalize_query(Some(query)),
-        accept_encoding: None,
-        scope: Scope::Job {
-            project: ProjectRef::Id(1),
-            job_id: 104,
-        },
-    }
+    let credentials = Credentials::from_request(headers, Some(query));
+    let pairs = auth::normalize_query(Some(query)).expect("a plain query");
+    KeyedGet::new(
+        "/api/v4/projects/1/jobs/104",
+        pairs,
+        &credentials,
+        [],
+        &HeaderMap::new(),
+    )
+    .key(Scope::Job {
+        project: ProjectRef::Id(1),
+        job_id: 104,
+    })
 }
 
 fn cache_hit(c: &mut Criterion) {

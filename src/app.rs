@@ -19,8 +19,10 @@ use crate::metrics::Metrics;
 use crate::routes::{self, Route};
 use crate::serve::{JobSelector, Outcome};
 use crate::storage::Storage;
-use crate::upstream::cache::{self, CacheKey, MetadataCache, Scope};
+use crate::upstream::cache::{self, MetadataCache, Scope};
+use crate::upstream::headers;
 use crate::upstream::jobs::RefCache;
+use crate::upstream::keyed::KeyedGet;
 use crate::upstream::Upstream;
 use crate::zip::archive::ArchiveCache;
 use crate::zip::index::IndexLimits;
@@ -153,12 +155,25 @@ impl AppState {
             Some(url) => url.as_str().to_owned(),
             None => format!("{proto}://{}", host.as_deref().unwrap_or("localhost")),
         };
+        // The backend is told the scheme and host the caller uses: `public_url`'s if set.
+        let (via_proto, via_host) = match &self.config.public_url {
+            Some(url) => (url.scheme(), Some(url.authority())),
+            None => (proto, host.as_deref()),
+        };
+        let via = headers::Via {
+            peer: peer.ip(),
+            trusted: self.config.server.is_trusted_proxy(peer.ip()),
+            proto: via_proto,
+            host: via_host,
+        };
+        let forwarding = headers::forwarding(request.headers(), &via);
         let ctx = RequestContext {
             peer,
             proto,
             host,
             public_base,
             credentials: Credentials::from_request(request.headers(), request.uri().query()),
+            forwarding,
             route,
             started,
         };
@@ -242,34 +257,45 @@ impl AppState {
         Ok(response.map(body::boxed))
     }
 
-    /// A job metadata GET, through the per-caller cache.
+    /// A job metadata GET, through the per-caller cache when it can be keyed (see
+    /// [`crate::upstream::keyed`]); otherwise forwarded as it is, with its body if it has
+    /// one, and not cached (`X-Cache: BYPASS`).
     async fn cached(
         &self,
         request: Request<Incoming>,
         ctx: &RequestContext,
         scope: Scope,
     ) -> Result<Response<Body>, GatewayError> {
-        let (parts, _body) = request.into_parts();
-        let key = CacheKey {
-            fingerprint: ctx.credentials.fingerprint(),
-            path: parts.uri.path().to_owned(),
-            query: auth::normalize_query(parts.uri.query()),
-            accept_encoding: parts.headers.get(header::ACCEPT_ENCODING).cloned(),
-            scope,
+        let query = auth::normalize_query(request.uri().query());
+        // A GET body may carry parameters (Rails reads form bodies on any method), and a
+        // keyed GET never sends one: such a request goes as it came, uncached.
+        let has_body = !http_body::Body::is_end_stream(request.body());
+        let bypass = ctx
+            .credentials
+            .unkeyable()
+            .or(has_body.then_some("a GET with a body"))
+            .or(query
+                .is_none()
+                .then_some("a query that cannot be normalised"));
+        let Some(query) = query.filter(|_| bypass.is_none()) else {
+            tracing::debug!(why = bypass, "metadata cache bypassed");
+            let mut response = self
+                .cache
+                .bypass(self.upstream.forward(request, ctx))
+                .await?;
+            self.upstream.prepare_response(response.headers_mut(), ctx);
+            return Ok(response);
         };
-        // A GET carries no body worth keeping, so the request can be rebuilt for each try.
-        let fetch = || {
-            let mut copy = Request::new(());
-            *copy.method_mut() = parts.method.clone();
-            *copy.uri_mut() = parts.uri.clone();
-            *copy.headers_mut() = parts.headers.clone();
-            let (copy_parts, ()) = copy.into_parts();
-            async move {
-                let request = Request::from_parts(copy_parts, body::empty());
-                self.upstream.forward(request, ctx).await
-            }
-        };
-        let (mut response, _status) = self.cache.get_or_fetch(key, fetch).await?;
+        let get = KeyedGet::new(
+            request.uri().path(),
+            query,
+            &ctx.credentials,
+            request.headers().get_all(header::ACCEPT_ENCODING),
+            &ctx.forwarding,
+        );
+        drop(request);
+        let fetch = || self.upstream.send_keyed(&get);
+        let (mut response, _status) = self.cache.get_or_fetch(get.key(scope), fetch).await?;
         self.upstream.prepare_response(response.headers_mut(), ctx);
         Ok(response)
     }

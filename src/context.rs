@@ -17,6 +17,9 @@ pub struct RequestContext {
     /// Upstream URLs in `Link`/`Location` are rewritten to it.
     pub public_base: String,
     pub credentials: Credentials,
+    /// The `X-Forwarded-*`/`Forwarded` headers every upstream request of this one carries
+    /// (see [`crate::upstream::headers::forwarding`]).
+    pub forwarding: http::HeaderMap,
     pub route: Route,
     pub started: Instant,
 }

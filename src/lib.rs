@@ -8,9 +8,10 @@
 //! - [`metrics`]: the Prometheus registry every part counts into.
 //! - [`app`]: shared state and dispatch of one request; the one place errors become responses.
 //! - [`routes`]: pure `(method, path, query) → Route` for the Jobs API.
-//! - [`auth`]: the caller's credentials → cache fingerprint, upstream headers, log redaction.
+//! - [`auth`]: the caller's identity inputs → cache fingerprint, upstream headers, log redaction.
 //! - [`upstream`]: the jobs backend: pooled streaming client ([`upstream::headers`] for
-//!   header rewriting) and the per-caller metadata cache ([`upstream::cache`]).
+//!   header rewriting) and the per-caller metadata cache ([`upstream::cache`]) with the
+//!   allow-listed GETs it keys ([`upstream::keyed`]).
 //! - [`serve`]: endpoints answered from storage (archive, by ref, single file, job log),
 //!   after asking the backend for the job as the caller ([`upstream::jobs`]);
 //!   [`serve::object`] streams an object with ranges and conditional requests ([`http`]),

@@ -89,12 +89,34 @@ async fn query_order_and_token_parameters_do_not_split_the_cache() {
     assert_eq!(
         x_cache(
             &h,
+            "/projects/1/jobs?private_token=demo-token&scope%5B%5D=success&per_page=20&scope[]=failed",
+            None
+        )
+        .await
+        .1,
+        "MISS",
+        "the token in the query is another identity input"
+    );
+    assert_eq!(
+        x_cache(
+            &h,
+            "/projects/1/jobs?per_page=20&scope%5B%5D=success&private_token=demo-token&scope[]=failed",
+            None
+        )
+        .await
+        .1,
+        "HIT"
+    );
+    // Values of one name keep their order (for a scalar the last one wins).
+    assert_eq!(
+        x_cache(
+            &h,
             "/projects/1/jobs?scope%5B%5D=failed&scope[]=success",
             Some(TOKEN)
         )
         .await
         .1,
-        "HIT"
+        "MISS"
     );
     assert_eq!(
         x_cache(&h, "/projects/1/jobs?scope[]=success", Some(TOKEN))
@@ -256,4 +278,44 @@ async fn responses_larger_than_an_entry_stream_whole_to_every_concurrent_caller(
         assert_eq!(response.bytes().await.unwrap(), reference);
     }
     assert_eq!(h.gateway.state().cache.usage().await.0, 0);
+}
+
+/// A cached GET sends the backend only the allow-list (identity, `Accept: application/json`,
+/// `Accept-Encoding`, forwarding headers): what else a client sends cannot make the
+/// single-flight leader's request differ from its waiters'.
+#[tokio::test]
+async fn cached_gets_send_the_backend_only_the_allow_list() {
+    let h = Harness::start(BackendBuilder::sample_data()).await;
+    let response = h
+        .client
+        .get(h.url("/projects/1/jobs/104?page=1"))
+        .header("PRIVATE-TOKEN", TOKEN)
+        .header("Sudo", "demo")
+        .header("Accept", "text/html")
+        .header("If-None-Match", "\"x\"")
+        .header("X-Custom", "1")
+        .header("Deploy-Token", "d")
+        .header("Content-Type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    // demo-token is no admin: GitLab's 403, relayed.
+    assert_eq!(response.status(), 403);
+    let seen = h.backend.requests().pop().unwrap();
+    let mut names: Vec<&str> = seen.headers.keys().map(|n| n.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "accept",
+            "host",
+            "private-token",
+            "sudo",
+            "x-forwarded-for",
+            "x-forwarded-host",
+            "x-forwarded-proto"
+        ]
+    );
+    assert_eq!(seen.headers["accept"], "application/json");
+    assert_eq!(seen.path_and_query, "/api/v4/projects/1/jobs/104?page=1");
 }

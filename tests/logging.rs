@@ -37,12 +37,14 @@ async fn access_log_has_the_request_and_never_a_token() {
         "job-secret-2",
         "header-secret-3",
         "bearer-secret-4",
+        "oauth-secret-5",
+        "semicolon-secret-6",
     ];
     let response = h
         .client
         .get(h.url(&format!(
-            "/projects/1/jobs/104?private_token={}&job_token={}",
-            secrets[0], secrets[1]
+            "/projects/1/jobs/104?private_token={}&job_token={}&access_token={};private_token={}",
+            secrets[0], secrets[1], secrets[4], secrets[5]
         )))
         .header("PRIVATE-TOKEN", secrets[2])
         .header("Authorization", format!("Bearer {}", secrets[3]))

@@ -109,6 +109,17 @@ pub struct ServerConfig {
     /// A connection with no request in progress for this long is closed (HTTP/2 and TLS
     /// included; idle HTTP/1.1 is closed sooner by `header_read_timeout`).
     pub idle_timeout: Duration,
+    /// Peers whose `X-Forwarded-*` and `Forwarded` headers are passed upstream; from any
+    /// other peer those headers are dropped and the gateway's own are sent.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl ServerConfig {
+    /// Whether `peer` is one of `trusted_proxies` (an IPv4-mapped IPv6 peer counts as IPv4).
+    pub fn is_trusted_proxy(&self, peer: std::net::IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.trusted_proxies.iter().any(|net| net.contains(&peer))
+    }
 }
 
 /// `[upstream]`: the GitLab-compatible jobs backend.
@@ -245,6 +256,7 @@ impl Default for ServerConfig {
             max_streams_per_connection: 128,
             stall_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(75),
+            trusted_proxies: Vec::new(),
         }
     }
 }

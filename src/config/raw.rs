@@ -68,6 +68,7 @@ struct RawServer {
     max_streams_per_connection: Option<u32>,
     stall_timeout: Option<Dur>,
     idle_timeout: Option<Dur>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -197,6 +198,19 @@ impl RawLog {
     }
 }
 
+/// A CIDR (`10.0.0.0/8`) or a single address (`10.0.0.1`, one host).
+fn parse_cidr(text: &str) -> Option<ipnet::IpNet> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| {
+            text.parse::<std::net::IpAddr>()
+                .ok()
+                .map(ipnet::IpNet::from)
+        })
+        .map(|net| net.trunc())
+}
+
 impl RawServer {
     fn validate(self) -> Result<ServerConfig, ConfigError> {
         let d = ServerConfig::default();
@@ -234,6 +248,20 @@ impl RawServer {
             )?,
             stall_timeout: nonzero("server.stall_timeout", self.stall_timeout, d.stall_timeout)?,
             idle_timeout: nonzero("server.idle_timeout", self.idle_timeout, d.idle_timeout)?,
+            trusted_proxies: self
+                .trusted_proxies
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+                .map(|(i, text)| {
+                    parse_cidr(text).ok_or_else(|| {
+                        invalid(
+                            format!("server.trusted_proxies[{i}]"),
+                            format!("{text:?} is not an IP address or CIDR (10.0.0.0/8, fd00::/8)"),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
         })
     }
 }

@@ -988,3 +988,23 @@ fn example_file_tls_section_parses() {
     assert_eq!(tls.reload_interval, d.reload_interval);
     assert_eq!(tls.handshake_timeout, d.handshake_timeout);
 }
+
+#[test]
+fn trusted_proxies_parse_cidrs_and_addresses_and_name_a_bad_entry() {
+    let c = load(&format!(
+        "{MINIMAL}\n[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.168.1.7\", \"fd00::/8\"]\n"
+    ))
+    .unwrap();
+    let s = &c.server;
+    assert!(s.is_trusted_proxy("10.200.0.1".parse().unwrap()));
+    assert!(s.is_trusted_proxy("::ffff:10.0.0.1".parse().unwrap()));
+    assert!(s.is_trusted_proxy("192.168.1.7".parse().unwrap()));
+    assert!(!s.is_trusted_proxy("192.168.1.8".parse().unwrap()));
+    assert!(s.is_trusted_proxy("fd12::1".parse().unwrap()));
+    assert!(!s.is_trusted_proxy("127.0.0.1".parse().unwrap()));
+    assert!(load(MINIMAL).unwrap().server.trusted_proxies.is_empty());
+    let err = error(&format!(
+        "{MINIMAL}\n[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n"
+    ));
+    assert!(err.starts_with("server.trusted_proxies[1]:"), "{err}");
+}

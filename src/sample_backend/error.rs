@@ -29,6 +29,12 @@ pub(super) enum ApiError {
     JobNotFound,
     /// A sub-resource is missing: pipeline, trace, artifacts (GitLab's lower-case "found").
     NotFound,
+    /// `Sudo` from a user who is not an admin.
+    SudoNotAdmin,
+    /// `Sudo` with a session or a job token.
+    SudoNeedsToken,
+    /// `Sudo` naming no user.
+    UserNotFound,
     /// No route matches the path.
     NoRoute,
     /// The path is known but not with this method; carries the `Allow` header value.
@@ -39,13 +45,16 @@ impl ApiError {
     pub(super) fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden | ApiError::NotRetryable | ApiError::NotErasable => {
-                StatusCode::FORBIDDEN
-            }
+            ApiError::Forbidden
+            | ApiError::NotRetryable
+            | ApiError::NotErasable
+            | ApiError::SudoNotAdmin
+            | ApiError::SudoNeedsToken => StatusCode::FORBIDDEN,
             ApiError::Unplayable | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::ProjectNotFound
             | ApiError::JobNotFound
             | ApiError::NotFound
+            | ApiError::UserNotFound
             | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         }
@@ -62,6 +71,11 @@ impl ApiError {
             ApiError::ProjectNotFound => "404 Project Not Found".into(),
             ApiError::JobNotFound => "404 Job Not Found".into(),
             ApiError::NotFound => "404 Not found".into(),
+            ApiError::SudoNotAdmin => "403 Forbidden - Must be admin to use sudo".into(),
+            ApiError::SudoNeedsToken => {
+                "403 Forbidden - Must be authenticated using an OAuth or Personal Access Token to use sudo".into()
+            }
+            ApiError::UserNotFound => "404 User Not Found".into(),
             ApiError::NoRoute => "404 Not Found".into(),
             ApiError::MethodNotAllowed(_) => "405 Method Not Allowed".into(),
         }
@@ -101,6 +115,12 @@ mod tests {
             (ApiError::JobNotFound, 404, "404 Job Not Found"),
             (ApiError::NotFound, 404, "404 Not found"),
             (ApiError::NoRoute, 404, "404 Not Found"),
+            (
+                ApiError::SudoNotAdmin,
+                403,
+                "403 Forbidden - Must be admin to use sudo",
+            ),
+            (ApiError::UserNotFound, 404, "404 User Not Found"),
             (
                 ApiError::MethodNotAllowed("GET, HEAD"),
                 405,

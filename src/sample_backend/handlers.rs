@@ -57,13 +57,12 @@ impl Reply {
 /// Serve one request: record it (whole body), answer it, delay, respond.
 pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    // Bodies here are small JSON; a failed read means the client went away, and the
-    // answer will not be seen, so an empty body is as good as any.
-    let body = body
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
+    // Bodies here are small JSON. A failed read means the body ended short of its framing
+    // (the sender went away): like a real server, act on nothing and record nothing; the
+    // answer will not be seen.
+    let Ok(body) = body.collect().await.map(|c| c.to_bytes()) else {
+        return into_response(Err(ApiError::BadRequest("incomplete body")));
+    };
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -107,17 +106,25 @@ pub(super) fn respond(state: &mut State, req: &RecordedRequest) -> Result<Reply,
         // Answered before any auth check: the marker must show whatever the credentials.
         return Ok(Reply::ArtifactBytes);
     }
-    let query: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-        .into_owned()
+    // Rack 2 (GitLab's) splits the query on `;` as well as `&`.
+    let query: Vec<(String, String)> = query
+        .split(';')
+        .flat_map(|part| form_urlencoded::parse(part.as_bytes()).into_owned())
         .collect();
-    let caller = state.authenticate(credential(&req.headers, &query).as_ref())?;
+    let credential = credential(&req.headers, &query);
+    let caller = state.authenticate(credential.as_ref())?;
+    let caller = state.sudo(
+        caller,
+        credential.as_ref(),
+        sudo(&req.headers, &query).as_deref(),
+    )?;
     if route.endpoint.is_mutation() && caller == Caller::Anonymous {
         return Err(ApiError::Unauthorized);
     }
     let key = route.project.as_str();
     match route.endpoint {
-        Endpoint::ListJobs => list(state, &caller, key, None, path, &query),
-        Endpoint::PipelineJobs(p) => list(state, &caller, key, Some(p), path, &query),
+        Endpoint::ListJobs => list(state, &caller, key, None, req, &query),
+        Endpoint::PipelineJobs(p) => list(state, &caller, key, Some(p), req, &query),
         Endpoint::GetJob(id) => {
             let project = state.readable_project(&caller, key)?.id;
             state.job_in(project, id)?;
@@ -162,9 +169,10 @@ fn list(
     caller: &Caller,
     key: &str,
     pipeline: Option<u64>,
-    path: &str,
+    req: &RecordedRequest,
     query: &[(String, String)],
 ) -> Result<Reply, ApiError> {
+    let (path, req_headers) = (req.path(), &req.headers);
     let params = routes::list_params(query, state.per_page)?;
     let project = state.readable_project(caller, key)?.id;
     if pipeline.is_some_and(|p| !state.has_pipeline(project, p)) {
@@ -177,7 +185,8 @@ fn list(
         .collect();
     let (ids, info) = routes::paginate(ids, params.page, params.per_page, pipeline.is_some());
     let jobs: Vec<_> = ids.iter().map(|id| state.job_json(*id)).collect();
-    let headers = routes::pagination_headers(&state.base_url, path, query, info);
+    let base = forwarded_base(req_headers).unwrap_or_else(|| state.base_url.clone());
+    let headers = routes::pagination_headers(&base, path, query, info);
     let body = serde_json::to_string(&jobs).expect("job JSON always serialises");
     Ok(Reply::Json(StatusCode::OK, body, headers))
 }
@@ -206,9 +215,47 @@ fn check_json_body(body: &[u8]) -> Result<(), ApiError> {
         .map_err(|_| ApiError::BadRequest("body is not valid JSON"))
 }
 
+/// `proto://host` from `X-Forwarded-Proto` and `X-Forwarded-Host`, as a Rails app behind
+/// a trusted proxy builds its absolute URLs.
+fn forwarded_base(headers: &HeaderMap) -> Option<String> {
+    let host = headers.get("x-forwarded-host")?.to_str().ok()?;
+    let host = host.split(',').next()?.trim();
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("http");
+    (!host.is_empty()).then(|| format!("{proto}://{host}"))
+}
+
+/// Whom the request wants to act as: the `sudo` query parameter, else the `Sudo` header.
+fn sudo(headers: &HeaderMap, query: &[(String, String)]) -> Option<String> {
+    query
+        .iter()
+        .find(|(k, _)| k == "sudo")
+        .map(|(_, v)| v.clone())
+        .or_else(|| {
+            let value = headers.get("sudo")?;
+            Some(String::from_utf8_lossy(value.as_bytes()).trim().to_owned())
+        })
+        .filter(|v| !v.is_empty())
+}
+
+/// The `_gitlab_session` cookie's value, if the request has one.
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == "_gitlab_session" && !value.is_empty()).then(|| value.to_owned())
+        })
+}
+
 /// The credential a request presents, first found in GitLab's order: `PRIVATE-TOKEN`,
-/// `private_token`, `Authorization: Bearer`, `JOB-TOKEN`, `job_token`. Empty values
-/// count as absent.
+/// `private_token`, `Authorization: Bearer`, `access_token`, `JOB-TOKEN`, `job_token`,
+/// then the session cookie. Empty values count as absent.
 pub(super) fn credential(headers: &HeaderMap, query: &[(String, String)]) -> Option<Credential> {
     let header = |name: &str| {
         headers
@@ -233,11 +280,13 @@ pub(super) fn credential(headers: &HeaderMap, query: &[(String, String)]) -> Opt
         .or_else(|| param("private_token"))
         .map(Credential::Personal)
         .or_else(|| bearer().map(Credential::Bearer))
+        .or_else(|| param("access_token").map(Credential::OAuth))
         .or_else(|| {
             header("job-token")
                 .or_else(|| param("job_token"))
                 .map(Credential::Job)
         })
+        .or_else(|| session_cookie(headers).map(Credential::Session))
 }
 
 /// The one rescue point: successes and refusals become responses, all with GitLab's

@@ -12,7 +12,13 @@
 //! It is not GitLab: it holds no artifact bytes and no git data. It keeps these of
 //! GitLab's semantics, because the gateway depends on them:
 //! - **Credentials:** `PRIVATE-TOKEN`, `private_token`, `Authorization: Bearer`,
-//!   `JOB-TOKEN`, `job_token`. A token matching nothing is 401 even on a public project.
+//!   `access_token` (OAuth), `JOB-TOKEN`, `job_token`, then the browser session cookie
+//!   `_gitlab_session`. A token or session matching nothing is 401 even on a public project.
+//!   The query is split on `;` as well as `&`, as Rack 2 (GitLab's) does.
+//! - **Sudo:** `Sudo` header or `sudo` query (the query wins), a username or user id:
+//!   with an admin's personal token the request acts as that user; a non-admin gets 403
+//!   "Must be admin to use sudo", a session or job token 403 "Must be authenticated using
+//!   an OAuth or Personal Access Token to use sudo", an unknown user 404 "User Not Found".
 //!   A job token (`job-token-{id}`) works only while that job is running, reads only its
 //!   own project, and is 403 on job actions. No credentials reads public projects only
 //!   and is 401 on job actions.
@@ -25,6 +31,8 @@
 //! - **Job actions:** cancel, retry (a new job), erase, play, keep and delete artifacts,
 //!   with GitLab's status codes, state rules and error messages; only project members
 //!   with a personal token may run them.
+//! - **Proxies:** like GitLab behind a trusted proxy, `X-Forwarded-Proto` and
+//!   `X-Forwarded-Host` decide the base of the absolute `Link` URLs.
 //! - **Headers:** JSON bodies, `{"message": ...}` errors, and GitLab's
 //!   `Cache-Control: private, max-age=0`, `X-Content-Type-Options: nosniff`,
 //!   `X-Frame-Options` and `Content-Security-Policy` on every response.
@@ -97,6 +105,9 @@ impl RecordedRequest {
 pub struct BackendBuilder {
     /// `(username, token)`.
     users: Vec<(String, String)>,
+    admins: Vec<String>,
+    /// `(session cookie value, username)`.
+    sessions: Vec<(String, String)>,
     projects: Vec<Project>,
     jobs: Vec<JobSpec>,
     per_page: Option<usize>,
@@ -112,6 +123,18 @@ impl BackendBuilder {
     /// A user identified by a personal access token.
     pub fn user(mut self, username: &str, token: &str) -> Self {
         self.users.push((username.to_owned(), token.to_owned()));
+        self
+    }
+
+    /// An administrator identified by a personal access token: may use `Sudo`.
+    pub fn admin(mut self, username: &str, token: &str) -> Self {
+        self.admins.push(username.to_owned());
+        self.user(username, token)
+    }
+
+    /// A browser session of `username`: the `_gitlab_session` cookie value `cookie`.
+    pub fn session(mut self, cookie: &str, username: &str) -> Self {
+        self.sessions.push((cookie.to_owned(), username.to_owned()));
         self
     }
 
@@ -176,6 +199,8 @@ impl BackendBuilder {
                 .into_iter()
                 .map(|(name, token)| (token, name))
                 .collect(),
+            admins: self.admins.into_iter().collect(),
+            sessions: self.sessions.into_iter().collect(),
             projects: self.projects,
             per_page: self
                 .per_page

@@ -7,7 +7,7 @@
 //! Invariants: job ids are unique across all projects (as in GitLab); a job token
 //! (`job-token-{id}`) authenticates only while job `id` is `Running`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -164,6 +164,10 @@ pub(super) enum Credential {
     Job(String),
     /// `Authorization: Bearer`: either kind.
     Bearer(String),
+    /// `access_token` query: an OAuth token of a user (here: the user's one token).
+    OAuth(String),
+    /// The `_gitlab_session` browser cookie.
+    Session(String),
 }
 
 /// Who is asking, once the credential checked out.
@@ -182,6 +186,10 @@ pub(super) enum Caller {
 pub(super) struct State {
     /// Personal access token → username.
     pub(super) users: BTreeMap<String, String>,
+    /// Usernames that may use `Sudo`.
+    pub(super) admins: BTreeSet<String>,
+    /// `_gitlab_session` value → username.
+    pub(super) sessions: BTreeMap<String, String>,
     pub(super) projects: Vec<Project>,
     pub(super) jobs: BTreeMap<u64, JobRecord>,
     /// Default `per_page` for the list endpoints.
@@ -203,9 +211,16 @@ impl State {
             return Ok(Caller::Anonymous);
         };
         let (personal, job) = match credential {
-            Credential::Personal(t) => (Some(t), None),
+            Credential::Personal(t) | Credential::OAuth(t) => (Some(t), None),
             Credential::Job(t) => (None, Some(t)),
             Credential::Bearer(t) => (Some(t), Some(t)),
+            Credential::Session(cookie) => {
+                return self
+                    .sessions
+                    .get(cookie)
+                    .map(|name| Caller::User(name.clone()))
+                    .ok_or(ApiError::Unauthorized);
+            }
         };
         if let Some(username) = personal.and_then(|t| self.users.get(t)) {
             return Ok(Caller::User(username.clone()));
@@ -215,6 +230,46 @@ impl State {
                 project_id: spec.project_id,
             })
             .ok_or(ApiError::Unauthorized)
+    }
+
+    /// Apply `Sudo` (a username or numeric user id) to an authenticated caller, as GitLab
+    /// does: only an admin's token may, and the request then acts as that user.
+    pub(super) fn sudo(
+        &self,
+        caller: Caller,
+        credential: Option<&Credential>,
+        sudo: Option<&str>,
+    ) -> Result<Caller, ApiError> {
+        let Some(target) = sudo else {
+            return Ok(caller);
+        };
+        let by_token = matches!(
+            credential,
+            Some(Credential::Personal(_) | Credential::OAuth(_) | Credential::Bearer(_))
+        );
+        match caller {
+            Caller::Anonymous => Err(ApiError::Unauthorized),
+            Caller::User(_) if !by_token => Err(ApiError::SudoNeedsToken),
+            Caller::Job { .. } => Err(ApiError::SudoNeedsToken),
+            Caller::User(name) if !self.admins.contains(&name) => Err(ApiError::SudoNotAdmin),
+            Caller::User(_) => {
+                // Users are numbered by username order, from 1, when named by id.
+                let mut names: Vec<&String> = self.users.values().collect();
+                names.sort();
+                names.dedup();
+                let by_id = target
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|id| names.get(id.checked_sub(1)?).copied());
+                names
+                    .iter()
+                    .find(|n| n.as_str() == target)
+                    .copied()
+                    .or(by_id)
+                    .map(|n| Caller::User(n.clone()))
+                    .ok_or(ApiError::UserNotFound)
+            }
+        }
     }
 
     fn running_job_for_token(&self, token: &str) -> Option<&JobSpec> {

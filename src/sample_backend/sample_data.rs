@@ -1,5 +1,6 @@
-//! The demo dataset behind [`BackendBuilder::sample_data`]: two users, a public and a
-//! private project, and jobs that exercise every status the gateway cares about.
+//! The demo dataset behind [`BackendBuilder::sample_data`]: two users (`demo` also with the
+//! browser session `demo-session`), an admin `root`/`root-token`, a public and a private
+//! project, and jobs that exercise every status the gateway cares about.
 //!
 //! | job | project | name | ref | status | pipeline | archive |
 //! |-----|---------|------|-----|--------|----------|---------|
@@ -25,6 +26,8 @@ pub(super) fn builder() -> BackendBuilder {
     BackendBuilder::new()
         .user("demo", "demo-token")
         .user("outsider", "outsider-token")
+        .admin("root", "root-token")
+        .session("demo-session", "demo")
         .project(1, "demo/app", Visibility::Public, &["demo"])
         .project(2, "demo/secret", Visibility::Private, &["demo"])
         .job(

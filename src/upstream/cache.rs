@@ -2,8 +2,9 @@
 //! jobs), in front of the upstream.
 //!
 //! Invariants:
-//! - A key always holds the caller's credential [`Fingerprint`]: an entry is only ever served
-//!   to the credentials that fetched it. Anonymous callers share one fingerprint.
+//! - A key is the digest of the whole upstream request ([`super::keyed`]): an entry is only
+//!   ever served to requests that would have sent the backend the same bytes, identity
+//!   inputs included. Anonymous callers share entries only with each other.
 //! - Only `200` responses without `Set-Cookie` and no larger than `max_entry_bytes` are
 //!   stored; anything else is streamed to the caller that asked.
 //! - Concurrent identical misses make one upstream request (moka's `try_get_with`).
@@ -47,15 +48,13 @@ pub enum Scope {
     },
 }
 
+/// Built by [`super::keyed::KeyedGet::key`], from the request it sends.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
+    /// The caller's identity inputs (also inside `request`; kept apart for clarity).
     pub fingerprint: Fingerprint,
-    /// Raw request path, as received.
-    pub path: String,
-    /// Query with token parameters removed, sorted (see `auth::normalize_query`).
-    pub query: String,
-    /// The response's encoding depends on it.
-    pub accept_encoding: Option<HeaderValue>,
+    /// Digest of the whole request sent upstream: path, query and every header.
+    pub request: [u8; 32],
     pub scope: Scope,
 }
 
@@ -152,6 +151,17 @@ impl MetadataCache {
             max_entry_bytes: config.max_entry_bytes,
             epoch: AtomicU64::new(0),
         }
+    }
+
+    /// Fetch without the cache, for requests that must not be keyed (`X-Cache: BYPASS`).
+    pub async fn bypass<Fut>(&self, fetch: Fut) -> Result<Response<Body>, GatewayError>
+    where
+        Fut: Future<Output = Result<Response<Incoming>, GatewayError>>,
+    {
+        self.metrics.metadata("bypass");
+        let mut response = fetch.await?.map(body::boxed);
+        mark(&mut response, CacheStatus::Bypass);
+        Ok(response)
     }
 
     /// Serve `key` from the cache, or load it with `fetch` (at most one load per key at a

@@ -36,25 +36,69 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::UPGRADE);
 }
 
-/// Append the peer to `X-Forwarded-For` and say how and under what host the caller came in.
-/// An `X-Forwarded-Host` set by a proxy in front of us is kept.
-pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, proto: &str, host: Option<&str>) {
-    let chain = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.trim().is_empty() => format!("{existing}, {peer}"),
-        _ => peer.to_string(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&chain) {
-        headers.insert(X_FORWARDED_FOR, value);
-    }
-    headers.insert(
-        X_FORWARDED_PROTO,
-        HeaderValue::from_static(static_proto(proto)),
-    );
-    if !headers.contains_key(&X_FORWARDED_HOST) {
-        if let Some(value) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
-            headers.insert(X_FORWARDED_HOST, value);
+/// How the gateway says upstream where a request came from.
+pub struct Via<'a> {
+    pub peer: IpAddr,
+    /// The peer is one of `server.trusted_proxies`: its forwarding headers are believed.
+    pub trusted: bool,
+    /// Scheme and host the caller used (`public_url`'s when configured).
+    pub proto: &'a str,
+    pub host: Option<&'a str>,
+}
+
+/// Headers through which a client can claim where a request came from (`X-Forwarded-*`,
+/// `Forwarded`, and the client-address headers Rails and nginx read).
+pub fn is_forwarding_header(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    name.starts_with("x-forwarded-")
+        || matches!(
+            name,
+            "forwarded" | "x-real-ip" | "client-ip" | "true-client-ip"
+        )
+}
+
+/// The forwarding headers to send upstream for a request whose own headers are `client`.
+/// From a trusted proxy its `X-Forwarded-*` and `Forwarded` are kept, with the peer
+/// appended to `X-Forwarded-For` and ours filling in what it did not send. From any other
+/// peer the client's are dropped: a client cannot make the backend believe another
+/// address, scheme or host (which would end up in `Link` URLs other callers are served).
+pub fn forwarding(client: &HeaderMap, via: &Via<'_>) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    if via.trusted {
+        for (name, value) in client {
+            if is_forwarding_header(name) && name != X_FORWARDED_FOR {
+                out.append(name.clone(), value.clone());
+            }
         }
     }
+    let mut chain: Vec<&str> = Vec::new();
+    if via.trusted {
+        chain.extend(
+            client
+                .get_all(&X_FORWARDED_FOR)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty()),
+        );
+    }
+    let peer = via.peer.to_canonical().to_string();
+    chain.push(&peer);
+    if let Ok(value) = HeaderValue::from_str(&chain.join(", ")) {
+        out.insert(X_FORWARDED_FOR, value);
+    }
+    if !out.contains_key(&X_FORWARDED_PROTO) {
+        out.insert(
+            X_FORWARDED_PROTO,
+            HeaderValue::from_static(static_proto(via.proto)),
+        );
+    }
+    if !out.contains_key(&X_FORWARDED_HOST) {
+        if let Some(value) = via.host.and_then(|h| HeaderValue::from_str(h).ok()) {
+            out.insert(X_FORWARDED_HOST, value);
+        }
+    }
+    out
 }
 
 fn static_proto(proto: &str) -> &'static str {
@@ -62,6 +106,38 @@ fn static_proto(proto: &str) -> &'static str {
         "https"
     } else {
         "http"
+    }
+}
+
+/// Join several `Cookie` headers into one, `; `-separated (RFC 9113 §8.2.3): HTTP/2 clients
+/// may send one per cookie, and HTTP/1.1 servers join repeated headers with `, `, which
+/// would corrupt the last cookie before each seam.
+pub fn join_cookies(headers: &mut HeaderMap) {
+    let values: Vec<&[u8]> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    if values.len() < 2 {
+        return;
+    }
+    if let Ok(joined) = HeaderValue::from_bytes(&values.join(&b"; "[..])) {
+        headers.insert(header::COOKIE, joined);
+    }
+}
+
+/// Replace every forwarding header of `headers` with `ours` (from [`forwarding`]).
+pub fn replace_forwarding(headers: &mut HeaderMap, ours: &HeaderMap) {
+    let theirs: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| is_forwarding_header(name))
+        .cloned()
+        .collect();
+    for name in theirs {
+        headers.remove(&name);
+    }
+    for (name, value) in ours {
+        headers.append(name.clone(), value.clone());
     }
 }
 
@@ -144,17 +220,73 @@ mod tests {
         assert_eq!(h["private-token"], "t");
     }
 
-    #[test]
-    fn forwarded_headers_append_to_an_existing_chain() {
+    fn client(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
-        set_forwarded(&mut h, "10.0.0.2".parse().unwrap(), "http", Some("gw:8080"));
-        assert_eq!(h["x-forwarded-for"], "10.0.0.2");
-        assert_eq!(h["x-forwarded-proto"], "http");
-        assert_eq!(h["x-forwarded-host"], "gw:8080");
-        set_forwarded(&mut h, "127.0.0.1".parse().unwrap(), "https", Some("other"));
-        assert_eq!(h["x-forwarded-for"], "10.0.0.2, 127.0.0.1");
-        assert_eq!(h["x-forwarded-proto"], "https");
-        assert_eq!(h["x-forwarded-host"], "gw:8080");
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    fn via(trusted: bool) -> Via<'static> {
+        Via {
+            peer: "10.0.0.2".parse().unwrap(),
+            trusted,
+            proto: "http",
+            host: Some("gw:8080"),
+        }
+    }
+
+    #[test]
+    fn cookie_headers_are_joined_with_semicolons() {
+        let mut h = client(&[("cookie", "a=1"), ("cookie", "_gitlab_session=s")]);
+        join_cookies(&mut h);
+        assert_eq!(h.get_all(header::COOKIE).iter().count(), 1);
+        assert_eq!(h[header::COOKIE], "a=1; _gitlab_session=s");
+    }
+
+    #[test]
+    fn an_untrusted_peer_cannot_forward_its_own_forwarding_headers() {
+        let sent = client(&[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-host", "evil.example"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-prefix", "/evil"),
+            ("forwarded", "host=evil.example"),
+            ("x-real-ip", "1.2.3.4"),
+        ]);
+        let out = forwarding(&sent, &via(false));
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert_eq!(out["x-forwarded-for"], "10.0.0.2");
+        assert_eq!(out["x-forwarded-proto"], "http");
+        assert_eq!(out["x-forwarded-host"], "gw:8080");
+        let mut headers = sent.clone();
+        headers.insert("private-token", "t".parse().unwrap());
+        replace_forwarding(&mut headers, &out);
+        assert_eq!(headers.len(), 4);
+        assert_eq!(headers["x-forwarded-host"], "gw:8080");
+        assert!(!headers.contains_key("forwarded"));
+    }
+
+    #[test]
+    fn a_trusted_proxy_keeps_its_headers_and_the_chain_grows() {
+        let sent = client(&[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-for", "198.51.100.1"),
+            ("x-forwarded-host", "gitlab.example"),
+            ("forwarded", "for=203.0.113.9"),
+        ]);
+        let out = forwarding(&sent, &via(true));
+        assert_eq!(
+            out["x-forwarded-for"],
+            "203.0.113.9, 198.51.100.1, 10.0.0.2"
+        );
+        assert_eq!(out["x-forwarded-host"], "gitlab.example");
+        assert_eq!(out["x-forwarded-proto"], "http");
+        assert_eq!(out["forwarded"], "for=203.0.113.9");
     }
 
     #[test]

@@ -10,15 +10,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 use moka::future::Cache;
 use serde::Deserialize;
 
-use super::cache::{CacheKey, MetadataCache, Scope};
+use super::cache::{MetadataCache, Scope};
+use super::keyed::KeyedGet;
 use super::Upstream;
-use crate::auth::{self, Fingerprint};
-use crate::body::{self, Body};
+use crate::auth::Fingerprint;
+use crate::body::Body;
 use crate::context::RequestContext;
 use crate::error::GatewayError;
 use crate::routes::ProjectRef;
@@ -149,7 +150,8 @@ impl Jobs<'_> {
             ref_name.to_owned(),
             name.to_owned(),
         );
-        if let Some(job) = refs.entries.get(&key).await {
+        let keyable = self.ctx.credentials.unkeyable().is_none();
+        if let Some(job) = refs.entries.get(&key).await.filter(|_| keyable) {
             return Ok(Fetched::Found(job));
         }
         let path = format!("/api/v4/projects/{}/jobs", project.to_path_segment());
@@ -172,7 +174,9 @@ impl Jobs<'_> {
             });
             if let Some(job) = hit {
                 let job = Arc::new(job);
-                refs.entries.insert(key, Arc::clone(&job)).await;
+                if keyable {
+                    refs.entries.insert(key, Arc::clone(&job)).await;
+                }
                 return Ok(Fetched::Found(job));
             }
             if !next_page {
@@ -220,38 +224,19 @@ impl Jobs<'_> {
         query: &[(&str, String)],
         scope: Scope,
     ) -> Result<Fetched<(T, bool)>, GatewayError> {
-        let mut headers = http::HeaderMap::new();
-        // The serializer is not `Send`: finish it before any await.
-        let query = {
-            let mut serializer = form_urlencoded::Serializer::new(String::new());
-            for (name, value) in query {
-                serializer.append_pair(name, value);
-            }
-            self.ctx.credentials.apply(&mut headers, &mut serializer);
-            serializer.finish()
-        };
-        let path_and_query = if query.is_empty() {
-            path.to_owned()
+        let pairs = query
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone()))
+            .collect();
+        // The caller's identity inputs and forwarding headers, nothing else: the same
+        // request, and so the same cache entry, as the caller's own GET of this URL.
+        let get = KeyedGet::new(path, pairs, &self.ctx.credentials, [], &self.ctx.forwarding);
+        let fetch = || self.upstream.send_keyed(&get);
+        let mut response = if self.ctx.credentials.unkeyable().is_some() {
+            self.cache.bypass(fetch()).await?
         } else {
-            format!("{path}?{query}")
+            self.cache.get_or_fetch(get.key(scope), fetch).await?.0
         };
-        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        let key = CacheKey {
-            fingerprint: self.ctx.credentials.fingerprint(),
-            path: path.to_owned(),
-            query: auth::normalize_query(Some(&query)),
-            accept_encoding: None,
-            scope,
-        };
-        let uri = self.upstream.uri_for(&path_and_query)?;
-        let (upstream, ctx) = (self.upstream, self.ctx);
-        let fetch = || {
-            let mut request = Request::new(body::empty());
-            *request.uri_mut() = uri.clone();
-            *request.headers_mut() = headers.clone();
-            async move { upstream.forward(request, ctx).await }
-        };
-        let (mut response, _) = self.cache.get_or_fetch(key, fetch).await?;
         let status = response.status();
         if status.is_client_error() {
             self.upstream

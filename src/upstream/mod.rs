@@ -3,10 +3,17 @@
 //!
 //! - [`headers`]: pure header work (hop-by-hop, `X-Forwarded-*`, `Link`/`Location` rewriting).
 //! - [`cache`]: the per-caller metadata cache in front of the job metadata endpoints.
+//! - [`keyed`]: the allow-listed GETs sent through that cache, and their keys.
+//! - [`jobs`]: the lookups the gateway makes as the caller before serving bytes.
+//!
+//! Framing: every request leaves with a body that matches its framing headers. Forwarded
+//! requests keep the client's `Content-Length` with the client's body behind it (hyper
+//! fails and discards the connection if that body ends short); keyed GETs carry neither.
 
 pub mod cache;
 pub mod headers;
 pub mod jobs;
+pub mod keyed;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +77,7 @@ impl Upstream {
         if let Ok(host) = HeaderValue::from_str(self.base.authority()) {
             request.headers_mut().insert(header::HOST, host);
         }
+        body_decides_length(&mut request);
         match tokio::time::timeout(self.response_timeout, self.client.request(request)).await {
             Err(_elapsed) => {
                 self.metrics.upstream_error("timeout");
@@ -85,8 +93,17 @@ impl Upstream {
         }
     }
 
+    /// Send a keyed GET (see [`keyed`]).
+    pub async fn send_keyed(
+        &self,
+        get: &keyed::KeyedGet,
+    ) -> Result<Response<Incoming>, GatewayError> {
+        let uri = self.uri_for(get.path_and_query())?;
+        self.send(get.request(uri)).await
+    }
+
     /// Forward the caller's request as it is (body streamed), minus hop-by-hop headers,
-    /// plus `X-Forwarded-*`.
+    /// with the forwarding headers of `ctx` in place of the client's.
     pub async fn forward<B>(
         &self,
         request: Request<B>,
@@ -107,12 +124,18 @@ impl Upstream {
         // The upstream connection is ours: always HTTP/1.1 or what the pool negotiates.
         parts.version = http::Version::HTTP_11;
         headers::strip_hop_by_hop(&mut parts.headers);
-        headers::set_forwarded(
-            &mut parts.headers,
-            ctx.peer.ip(),
-            ctx.proto,
-            ctx.host.as_deref(),
-        );
+        headers::join_cookies(&mut parts.headers);
+        headers::replace_forwarding(&mut parts.headers, &ctx.forwarding);
+        // hyper assumes a GET or HEAD of unknown length has no body and would drop it: a
+        // chunked body is sent chunked, explicitly.
+        if !http_body::Body::is_end_stream(&body)
+            && http_body::Body::size_hint(&body).exact().is_none()
+        {
+            parts.headers.insert(
+                header::TRANSFER_ENCODING,
+                HeaderValue::from_static("chunked"),
+            );
+        }
         self.send(Request::from_parts(parts, body)).await
     }
 
@@ -121,6 +144,18 @@ impl Upstream {
         headers::strip_hop_by_hop(headers);
         let from: Vec<&str> = self.rewrite_from.iter().map(String::as_str).collect();
         headers::rewrite_response_urls(headers, &from, &ctx.public_base);
+    }
+}
+
+/// A declared length the body cannot honour would leave the backend waiting for bytes
+/// that never come, on a connection the pool then reuses: when the body knows its exact
+/// size, a `Content-Length` that differs is dropped and hyper writes the body's own.
+fn body_decides_length(request: &mut Request<Body>) {
+    if let Some(exact) = http_body::Body::size_hint(request.body()).exact() {
+        let declared = request.headers().get(header::CONTENT_LENGTH);
+        if declared.is_some_and(|v| v.as_bytes() != exact.to_string().as_bytes()) {
+            request.headers_mut().remove(header::CONTENT_LENGTH);
+        }
     }
 }
 
@@ -149,4 +184,25 @@ fn connector(config: &UpstreamConfig) -> HttpsConnector<HttpConnector> {
         .enable_http1()
         .enable_http2()
         .wrap_connector(http)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_content_length_the_body_cannot_honour_is_dropped() {
+        let mut request = Request::new(crate::body::empty());
+        request
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("1"));
+        body_decides_length(&mut request);
+        assert!(!request.headers().contains_key(header::CONTENT_LENGTH));
+        let mut request = Request::new(crate::body::full("abc"));
+        request
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("3"));
+        body_decides_length(&mut request);
+        assert_eq!(request.headers()[header::CONTENT_LENGTH], "3");
+    }
 }

@@ -293,3 +293,98 @@ async fn project_by_encoded_path_is_case_sensitive() {
         "recorded raw"
     );
 }
+
+#[tokio::test]
+async fn session_cookie_and_access_token_identify_a_user() {
+    let b = demo().await;
+    let job = format!("{P2}/jobs/201");
+    assert_eq!(get(&b, &job, &[]).await.status, 404);
+    let cookie = [("Cookie", "theme=dark; _gitlab_session=demo-session")];
+    assert_eq!(get(&b, &job, &cookie).await.json()["id"], 201);
+    let forged = get(&b, &job, &[("Cookie", "_gitlab_session=forged")]).await;
+    assert_eq!(
+        (forged.status, forged.message().as_str()),
+        (401, "401 Unauthorized")
+    );
+    // Other cookies are no credential.
+    assert_eq!(get(&b, &job, &[("Cookie", "theme=dark")]).await.status, 404);
+    let oauth = get(&b, &format!("{job}?access_token=demo-token"), &[]).await;
+    assert_eq!(oauth.json()["id"], 201);
+    let bad = get(&b, &format!("{job}?access_token=nope"), &[]).await;
+    assert_eq!(bad.status, 401);
+}
+
+#[tokio::test]
+async fn sudo_acts_as_another_user_only_for_an_admin_token() {
+    let b = demo().await;
+    let job = format!("{P2}/jobs/201");
+    let root = ("PRIVATE-TOKEN", "root-token");
+    // root is no member of the private project; as demo it sees the job.
+    assert_eq!(get(&b, &job, &[root]).await.status, 404);
+    assert_eq!(
+        get(&b, &job, &[root, ("Sudo", "demo")]).await.json()["id"],
+        201
+    );
+    assert_eq!(
+        get(&b, &format!("{job}?sudo=demo"), &[root]).await.status,
+        200
+    );
+    // The query wins over the header.
+    let both = get(
+        &b,
+        &format!("{job}?sudo=outsider"),
+        &[root, ("Sudo", "demo")],
+    )
+    .await;
+    assert_eq!(both.status, 404);
+    let unknown = get(&b, &job, &[root, ("Sudo", "nobody")]).await;
+    assert_eq!(
+        (unknown.status, unknown.message().as_str()),
+        (404, "404 User Not Found")
+    );
+    let not_admin = get(&b, &job, &[DEMO, ("Sudo", "outsider")]).await;
+    assert_eq!(
+        (not_admin.status, not_admin.message().as_str()),
+        (403, "403 Forbidden - Must be admin to use sudo")
+    );
+    let session = get(
+        &b,
+        &job,
+        &[("Cookie", "_gitlab_session=demo-session"), ("Sudo", "demo")],
+    )
+    .await;
+    assert_eq!(session.status, 403);
+    assert_eq!(get(&b, &job, &[("Sudo", "demo")]).await.status, 401);
+}
+
+#[tokio::test]
+async fn links_follow_forwarded_host_and_proto() {
+    let b = demo().await;
+    let r = get(
+        &b,
+        &format!("{P1}/jobs?per_page=2"),
+        &[
+            ("X-Forwarded-Host", "gw.example:8443"),
+            ("X-Forwarded-Proto", "https"),
+        ],
+    )
+    .await;
+    let link = r.header("link").unwrap();
+    assert!(
+        link.contains("<https://gw.example:8443/api/v4/projects/1/jobs?"),
+        "{link}"
+    );
+    assert!(!link.contains(&b.addr().to_string()), "{link}");
+}
+
+#[tokio::test]
+async fn query_splits_on_semicolons_like_rack() {
+    let b = demo().await;
+    let r = get(
+        &b,
+        &format!("{P2}/jobs/201?x=1;private_token=demo-token"),
+        &[],
+    )
+    .await;
+    assert_eq!(r.json()["id"], 201);
+}
