@@ -29,6 +29,9 @@ pub enum GatewayError {
     ProxyRefused,
     #[error("request headers too large")]
     HeadersTooLarge,
+    /// A request target longer than the HTTP/1 parser takes.
+    #[error("request target too long")]
+    UriTooLong,
     /// The jobs backend refused or reset the connection, or sent garbage.
     #[error("upstream unavailable: {0}")]
     UpstreamUnavailable(String),
@@ -67,6 +70,7 @@ impl GatewayError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::UpstreamUnavailable(_) | Self::StorageUnavailable(_) | Self::BadArchive(_) => {
                 StatusCode::BAD_GATEWAY
@@ -211,6 +215,11 @@ mod tests {
                 GatewayError::HeadersTooLarge,
                 431,
                 serde_json::json!({"message": "431 Request Header Fields Too Large"}),
+            ),
+            (
+                GatewayError::UriTooLong,
+                414,
+                serde_json::json!({"message": "414 URI Too Long"}),
             ),
             (
                 GatewayError::UpstreamUnavailable("refused".into()),

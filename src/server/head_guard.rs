@@ -1,14 +1,18 @@
-//! The HTTP/1.1 connection's byte stream, as hyper sees it: it swaps hyper's own bare `431`
-//! for the gateway's JSON one, and closes refused connections without losing the answer.
+//! The HTTP/1.1 connection's byte stream, as hyper sees it: it swaps hyper's own bare
+//! `400`, `414` and `431` answers for the gateway's JSON ones, and closes refused
+//! connections without losing the answer.
 //!
-//! Hyper answers a request head itself, with an empty `431`, when the head overflows its
-//! read buffer (`max_buf_size`) or its header slots (`max_headers`): the head never
-//! reaches the service, so the gateway's JSON refusal cannot be sent from there. Hyper
+//! Hyper answers a request head itself, with an empty body, when the head cannot be parsed
+//! (`400`: a bad method, header, URI or version, duplicate `Content-Length`, obs-fold), when
+//! the URI is longer than it takes (`414`), or when the head overflows its read buffer
+//! (`max_buf_size`) or its header slots (`max_headers`) (`431`): the head never reaches the
+//! service, so the gateway's JSON refusal cannot be sent from there. Hyper
 //! writes that answer only at a response boundary, and the boundary is known here without
 //! parsing anything: every earlier request was handed to the service (counted in
 //! [`Activity`]), every response body was dropped, and hyper flushed its buffer after that.
-//! A write that starts `HTTP/1.1 431 ` at such a boundary, with no request handed to the
-//! service since, can only be hyper's own answer; it is replaced whole by [`JSON_431`]. No
+//! A write that starts `HTTP/1.1 400 `, `414 ` or `431 ` at such a boundary, with no request
+//! handed to the service since, can only be hyper's own answer; it is replaced whole by the
+//! gateway's answer for that status ([`json_answer`]). No
 //! other byte is ever inspected or changed, so response bodies cannot be touched.
 //!
 //! After a refusal the client may still be sending the rest of a huge head. Closing with
@@ -31,8 +35,39 @@ use super::Activity;
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 
-/// How hyper's automatic answer to an oversized head begins.
-const HYPER_431: &[u8] = b"HTTP/1.1 431 ";
+/// Hyper's automatic answers to a head it cannot take, by how they begin, with the
+/// gateway's error for each.
+const HYPER_ANSWERS: [(&[u8], Refusal); 3] = [
+    (b"HTTP/1.1 400 ", Refusal::Malformed),
+    (b"HTTP/1.1 414 ", Refusal::UriTooLong),
+    (b"HTTP/1.1 431 ", Refusal::TooLarge),
+];
+
+/// Why hyper refused a head itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refusal {
+    Malformed,
+    UriTooLong,
+    TooLarge,
+}
+
+impl Refusal {
+    fn error(self) -> GatewayError {
+        match self {
+            Self::Malformed => GatewayError::BadRequest("malformed request head"),
+            Self::UriTooLong => GatewayError::UriTooLong,
+            Self::TooLarge => GatewayError::HeadersTooLarge,
+        }
+    }
+
+    fn reason(self) -> &'static str {
+        match self {
+            Self::Malformed => "request head the parser refused (syntax or framing)",
+            Self::UriTooLong => "request target longer than the parser takes",
+            Self::TooLarge => "request head over the parser's limits (buffer or header count)",
+        }
+    }
+}
 
 /// Longest a refused connection keeps reading (and discarding) what the client still sends.
 pub(super) const LINGER: Duration = Duration::from_secs(2);
@@ -41,12 +76,13 @@ pub(super) const LINGER_BYTES: u64 = 4 << 20;
 /// Scratch buffer of a lingering connection (allocated only then): 8 KiB per connection.
 const LINGER_BUFFER: usize = 8 * 1024;
 
-/// The complete HTTP/1.1 answer that replaces hyper's: the gateway's `431` with its JSON
-/// body and the headers every API answer carries, then the connection closes.
-pub(super) fn json_431() -> &'static [u8] {
-    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
-    BYTES.get_or_init(|| {
-        let error = GatewayError::HeadersTooLarge;
+/// The complete HTTP/1.1 answer that replaces hyper's: the gateway's refusal with its JSON
+/// body and the headers every API answer carries, then the connection closes. Built once
+/// per kind.
+pub(super) fn json_answer(refusal: Refusal) -> &'static [u8] {
+    static BYTES: [OnceLock<Vec<u8>>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    BYTES[refusal as usize].get_or_init(|| {
+        let error = refusal.error();
         let body = serde_json::to_vec(&error.body()).unwrap_or_default();
         let mut response = crate::error::json_response(error.status(), &error.body());
         crate::serve::content::security_headers(response.headers_mut());
@@ -90,7 +126,7 @@ pub(super) struct HeadGuard<T> {
     boundary: Option<u64>,
     /// Our answer, and how much of it is written, once hyper's was swallowed. Whatever
     /// hyper writes after that is discarded.
-    replacement: Option<usize>,
+    replacement: Option<(&'static [u8], usize)>,
     linger: Option<Linger>,
     peer: SocketAddr,
     metrics: Arc<Metrics>,
@@ -116,31 +152,42 @@ impl<T> HeadGuard<T> {
         }
     }
 
-    /// Whether `first` (the start of a write) is hyper's own `431`, swapping it if so.
+    /// Whether `first` (the start of a write) is one of hyper's own answers, swapping it
+    /// if so.
     fn intercept(&mut self, first: &[u8]) -> bool {
         if self.replacement.is_some() {
             return true;
         }
         let at_boundary = self.boundary.take() == Some(self.activity.calls.load(Ordering::Acquire));
-        if !(self.http1 && at_boundary && first.starts_with(HYPER_431)) {
+        if !(self.http1 && at_boundary) {
             return false;
         }
-        self.replacement = Some(0);
+        let Some(refusal) = HYPER_ANSWERS
+            .iter()
+            .find(|(start, _)| first.starts_with(start))
+            .map(|(_, refusal)| *refusal)
+        else {
+            return false;
+        };
+        self.replacement = Some((json_answer(refusal), 0));
         self.activity.refused.store(true, Ordering::Release);
-        self.metrics
-            .rejected
-            .with_label_values(&["header_bytes"])
-            .inc();
+        let status = refusal.error().status().as_u16();
+        if refusal == Refusal::TooLarge {
+            self.metrics
+                .rejected
+                .with_label_values(&["header_bytes"])
+                .inc();
+        }
         self.metrics
             .requests
-            .with_label_values(&["invalid", "431"])
+            .with_label_values(&["invalid", &status.to_string()])
             .inc();
         tracing::info!(
             peer = %self.peer.ip(),
             route = "invalid",
-            status = 431,
+            status,
             outcome = "Refused",
-            reason = "request head over the parser's limits (buffer or header count)",
+            reason = refusal.reason(),
             "response"
         );
         true
@@ -150,10 +197,9 @@ impl<T> HeadGuard<T> {
 impl<T: AsyncWrite + Unpin> HeadGuard<T> {
     /// Write the rest of our answer, if one is pending.
     fn poll_replacement(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let Some(written) = self.replacement.as_mut() else {
+        let Some((bytes, written)) = self.replacement.as_mut() else {
             return Poll::Ready(Ok(()));
         };
-        let bytes = json_431();
         while *written < bytes.len() {
             let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &bytes[*written..]))?;
             if n == 0 {
@@ -253,8 +299,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_replacement_is_the_gateways_json_431() {
-        let text = String::from_utf8(json_431().to_vec()).unwrap();
+    fn the_replacements_are_the_gateways_json_answers() {
+        for (refusal, status, message) in [
+            (Refusal::Malformed, "400 Bad Request", "400 Bad request"),
+            (Refusal::UriTooLong, "414 URI Too Long", "414 URI Too Long"),
+        ] {
+            let text = String::from_utf8(json_answer(refusal).to_vec()).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            assert!(
+                head.starts_with(&format!("HTTP/1.1 {status}\r\n")),
+                "{head}"
+            );
+            assert_eq!(body, format!(r#"{{"message":"{message}"}}"#));
+            assert!(head.contains("connection: close"));
+        }
+        let text = String::from_utf8(json_answer(Refusal::TooLarge).to_vec()).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
         assert_eq!(body, r#"{"message":"431 Request Header Fields Too Large"}"#);
@@ -299,7 +358,7 @@ mod tests {
         let mut expected = b"HTTP/1.1 200 OK\r\ncontent-length: 70\r\n\r\n".to_vec();
         expected.extend_from_slice(bare);
         expected.extend_from_slice(bare);
-        expected.extend_from_slice(json_431());
+        expected.extend_from_slice(json_answer(Refusal::TooLarge));
         assert_eq!(
             String::from_utf8_lossy(&seen),
             String::from_utf8_lossy(&expected)

@@ -25,11 +25,16 @@ struct Case {
 /// The gateway with `upstream.response_timeout` at its default (30 s), so a request the
 /// backend waits on shows as a stall far past the bounds below.
 async fn start() -> Case {
+    start_with("").await
+}
+
+/// A case whose gateway runs with `overrides` (TOML) over the defaults.
+async fn start_with(overrides: &str) -> Case {
     let backend = BackendBuilder::sample_data().start().await.unwrap();
     let storage = TempDir::new("framing");
     let archive = fixture("python-stored.zip");
     storage.write("1/104/artifacts.zip", &archive);
-    let gateway = Gateway::spawn(&backend.url(), &storage.url(), "").await;
+    let gateway = Gateway::spawn(&backend.url(), &storage.url(), overrides).await;
     gateway.reset_peak();
     Case {
         backend,
@@ -204,9 +209,9 @@ async fn conflicting_framing_is_refused_and_smuggles_nothing() {
         if seen == [400] {
             let text = String::from_utf8_lossy(&answer);
             let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-            assert!(
-                body.is_empty() || body.contains("\"message\""),
-                "{name}: {text}"
+            assert_eq!(
+                body, r#"{"message":"400 Bad request"}"#,
+                "{name}: hyper's bare 400 must be swapped for the JSON one: {text}"
             );
         }
         never_smuggled(&case.backend);
@@ -217,6 +222,68 @@ async fn conflicting_framing_is_refused_and_smuggles_nothing() {
         case.gateway.peak_rss_kib()
     );
     case.gateway.assert_peak_below(64, "conflicting framing");
+}
+
+/// Heads hyper refuses before the gateway sees them (bad syntax, a bad version, a target
+/// longer than hyper takes) get the gateway's JSON answer, not hyper's empty one, and the
+/// connection closes without losing it.
+#[tokio::test]
+async fn heads_the_parser_refuses_get_a_json_answer_not_an_empty_one() {
+    // Heads up to 1 MiB are let through to the parser, so a long target meets hyper's own
+    // URI limit (65,534 bytes) before any size limit.
+    let case = start_with("[server]\nmax_header_bytes = \"1MiB\"\n").await;
+    let long_target = format!("/api/v4/projects/1/jobs?{}", "a".repeat(70_000));
+    let cases: [(&str, String, u16, &str); 4] = [
+        (
+            "bad method",
+            "G(T / HTTP/1.1\r\nHost: gw\r\n\r\n".to_owned(),
+            400,
+            "400 Bad request",
+        ),
+        (
+            "bad version",
+            "GET / HTTP/9.9\r\nHost: gw\r\n\r\n".to_owned(),
+            400,
+            "400 Bad request",
+        ),
+        (
+            "header without a colon",
+            "GET / HTTP/1.1\r\nHost: gw\r\nno colon here\r\n\r\n".to_owned(),
+            400,
+            "400 Bad request",
+        ),
+        (
+            "target past hyper's URI limit",
+            format!("GET {long_target} HTTP/1.1\r\nHost: gw\r\n\r\n"),
+            414,
+            "414 URI Too Long",
+        ),
+    ];
+    for (name, request, status, message) in cases {
+        let answer = within(
+            Duration::from_secs(5),
+            name,
+            raw_exchange(case.gateway.addr, request.as_bytes(), QUIET),
+        )
+        .await;
+        let text = String::from_utf8_lossy(&answer);
+        assert_eq!(statuses(&answer), [status], "{name}: {text}");
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+        assert_eq!(
+            body,
+            format!(r#"{{"message":"{message}"}}"#),
+            "{name}: {text}"
+        );
+        assert!(
+            text.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{name}: {text}"
+        );
+        never_smuggled(&case.backend);
+    }
+    endpoint_stays_prompt(&case).await;
+    case.gateway
+        .assert_peak_below(64, "heads the parser refuses");
 }
 
 /// An upstream request that timed out, and one whose client left mid-body, leave no
