@@ -216,14 +216,22 @@ struct Setup {
 /// The real binary in front of a backend with one public project (1) whose job 1 has
 /// `entries` as its archive, with `config` merged over the base.
 async fn setup(entries: &[Entry], config: &str) -> Setup {
-    let backend = BackendBuilder::new()
-        .project(1, "bombs/app", Visibility::Public, &[])
-        .job(JobSpec::new(1, 1, "build", "main", JobStatus::Success).with_archive(1))
-        .start()
-        .await
-        .expect("backend starts");
+    setup_archives(&[zip(entries)], config).await
+}
+
+/// As [`setup`], job `i + 1` having `archives[i]`.
+async fn setup_archives(archives: &[Vec<u8>], config: &str) -> Setup {
+    let mut backend = BackendBuilder::new().project(1, "bombs/app", Visibility::Public, &[]);
     let storage = TempDir::new("decoder-bombs");
-    storage.write("1/1/artifacts.zip", &zip(entries));
+    for (i, archive) in archives.iter().enumerate() {
+        let job = i as u64 + 1;
+        backend = backend.job(
+            JobSpec::new(job, 1, "build", &format!("ref-{job}"), JobStatus::Success)
+                .with_archive(archive.len() as u64),
+        );
+        storage.write(&format!("1/{job}/artifacts.zip"), archive);
+    }
+    let backend = backend.start().await.expect("backend starts");
     let gateway = Gateway::spawn(&backend.url(), &storage.url(), config).await;
     Setup {
         gateway,
@@ -233,14 +241,16 @@ async fn setup(entries: &[Entry], config: &str) -> Setup {
 }
 
 impl Setup {
-    fn entry_url(&self, name: &str) -> String {
-        self.gateway
-            .url(&format!("/projects/1/jobs/1/artifacts/{name}"))
+    async fn get(&self, name: &str) -> reqwest::Response {
+        self.get_from(1, name).await
     }
 
-    async fn get(&self, name: &str) -> reqwest::Response {
+    async fn get_from(&self, job: u64, name: &str) -> reqwest::Response {
         crate::common::client()
-            .get(self.entry_url(name))
+            .get(
+                self.gateway
+                    .url(&format!("/projects/1/jobs/{job}/artifacts/{name}")),
+            )
             .send()
             .await
             .expect("the gateway answers")
@@ -532,5 +542,59 @@ async fn memory_budget_spent_answers_503_and_is_released() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
+    .await;
+}
+
+/// Archive opens draw from the same budget as decoders: with two decoders holding most of
+/// it, opening an archive whose central directory (from its end record) needs more than
+/// what is left is refused with 503 before the directory is read, and succeeds once the
+/// decoders are gone.
+#[tokio::test]
+async fn archive_open_draws_from_the_memory_budget() {
+    let content = vec![b'm'; 64 * MIB];
+    let stream = Entry::new("big.zst", ZSTD, &content, zstd_by_hand(0x68, &content));
+    // 30,000 stored one-byte entries: a directory of about 1.9 MB, far past the 128 KiB
+    // tail, needing about 4 MiB to read and parse.
+    let names: Vec<&'static str> = (0..30_000)
+        .map(|i| &*Box::leak(format!("dir/file-{i:08}.txt").into_boxed_str()))
+        .collect();
+    let many: Vec<Entry> = names
+        .iter()
+        .map(|name| Entry::new(name, 0, b"x", b"x".to_vec()))
+        .collect();
+    let s = setup_archives(
+        &[zip(&[stream]), zip(&many)],
+        "[zip]\nmax_decoder_memory = \"8MiB\"\nmemory_budget = \"20MiB\"\n",
+    )
+    .await;
+    within(
+        Duration::from_secs(30),
+        "open under a spent budget",
+        async {
+            let mut held = Vec::new();
+            for _ in 0..2 {
+                let response = s.get("big.zst").await;
+                assert_eq!(response.status(), 200);
+                held.push(response);
+            }
+            let refused = s.get_from(2, "dir/file-00000007.txt").await;
+            assert_eq!(refused.status(), 503);
+            assert!(refused.headers().contains_key("retry-after"));
+            assert_eq!(
+                crate::common::json(refused).await,
+                serde_json::json!({"message": "503 Service Unavailable"})
+            );
+            drop(held);
+            loop {
+                let response = s.get_from(2, "dir/file-00000007.txt").await;
+                if response.status() == 200 {
+                    assert_eq!(&response.bytes().await.unwrap()[..], b"x");
+                    break;
+                }
+                assert_eq!(response.status(), 503);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        },
+    )
     .await;
 }
