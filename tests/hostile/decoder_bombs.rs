@@ -311,6 +311,7 @@ async fn lzma_4gib_dictionary_allocated_per_request() {
         futures_util::future::join_all(requests).await;
     })
     .await;
+    eprintln!("peak RSS {} KiB", s.gateway.peak_rss_kib());
     s.gateway
         .assert_peak_below(100, "four concurrent 4 GiB-dictionary LZMA requests");
 }
@@ -333,6 +334,7 @@ async fn xz_large_lzma2_dictionary_allocated_as_declared() {
             .await;
     })
     .await;
+    eprintln!("peak RSS {} KiB", s.gateway.peak_rss_kib());
     s.gateway.assert_peak_below(100, "xz bombs");
 }
 
@@ -355,6 +357,7 @@ async fn zstd_window_2_27_took_130mb_per_stream() {
         s.expect_refused("w31.bin", "zstd window of 2 GiB").await;
     })
     .await;
+    eprintln!("peak RSS {} KiB", s.gateway.peak_rss_kib());
     s.gateway
         .assert_peak_below(100, "four concurrent 2^27-window zstd requests");
 }
@@ -379,6 +382,7 @@ async fn bzip2_level_9_memory_is_bounded_by_the_format() {
         },
     )
     .await;
+    eprintln!("peak RSS {} KiB", s.gateway.peak_rss_kib());
     s.gateway
         .assert_peak_below(100, "four concurrent bzip2 level 9 entries");
     drop(s);
