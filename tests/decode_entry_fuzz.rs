@@ -129,3 +129,30 @@ proptest! {
         check(&data);
     }
 }
+
+/// The fuzz target's seed corpus (written by CPython's zlib, bz2 and lzma and the zstd
+/// command-line tool, see benches/fuzz/README.md) decodes to its declared bytes.
+#[test]
+fn the_committed_fuzz_seeds_decode_to_their_declared_bytes() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/fuzz/corpus/decode_entry");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("seed-")
+        {
+            assert_eq!(
+                check(&std::fs::read(&path).unwrap()),
+                Outcome::Decoded,
+                "{}",
+                path.display()
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 6, "one seed per method but deflate64");
+}
