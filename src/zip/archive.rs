@@ -19,6 +19,7 @@ use moka::future::Cache;
 use object_store::path::Path;
 use object_store::GetRange;
 
+use super::budget::{BudgetSpent, MemoryBudget};
 use super::index::{self, IndexLimits, TailOutcome, ZipError, ZipIndex};
 use crate::metrics::{Metrics, ReadKind};
 use crate::storage::{Storage, StorageError};
@@ -55,6 +56,8 @@ pub enum OpenError {
     Storage(#[from] StorageError),
     #[error("{0}")]
     Zip(#[from] ZipError),
+    #[error(transparent)]
+    Busy(#[from] BudgetSpent),
 }
 
 pub struct ArchiveCache {
@@ -62,6 +65,7 @@ pub struct ArchiveCache {
     metrics: Arc<Metrics>,
     tail_bytes: u64,
     limits: IndexLimits,
+    budget: MemoryBudget,
 }
 
 impl ArchiveCache {
@@ -74,6 +78,12 @@ impl ArchiveCache {
         metrics: Arc<Metrics>,
     ) -> Self {
         let evictions = Arc::clone(&metrics);
+        let defaults = crate::config::ZipConfig::default();
+        let budget = MemoryBudget::new(
+            defaults.memory_budget,
+            defaults.max_decoder_memory,
+            Arc::clone(&metrics),
+        );
         Self {
             entries: Cache::builder()
                 .max_capacity(capacity)
@@ -91,7 +101,19 @@ impl ArchiveCache {
             metrics,
             tail_bytes,
             limits,
+            budget,
         }
+    }
+
+    /// Use `budget` (shared with the entry decoders) instead of the default one.
+    pub fn with_budget(mut self, budget: MemoryBudget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// The memory budget archive opens and entry decoders draw from.
+    pub fn budget(&self) -> &MemoryBudget {
+        &self.budget
     }
 
     /// The open archive at `path`, from the cache or opened now; `true` when opened now.
@@ -105,7 +127,7 @@ impl ArchiveCache {
             .entries
             .try_get_with(path.to_string(), async {
                 opened_here.store(true, std::sync::atomic::Ordering::Relaxed);
-                open(storage, path, self.tail_bytes, &self.limits)
+                open(storage, path, self.tail_bytes, &self.limits, &self.budget)
                     .await
                     .map(Arc::new)
             })
@@ -135,7 +157,11 @@ async fn open(
     path: &Path,
     tail_bytes: u64,
     limits: &IndexLimits,
+    budget: &MemoryBudget,
 ) -> Result<Archive, OpenError> {
+    // Memory budget hook (issue 8): the tail buffer and parsing it, held until the index
+    // is built (the built index is bounded by the index cache instead).
+    let _tail_memory = budget.try_reserve(open_estimate(tail_bytes))?;
     let object = storage
         .get(
             ReadKind::ZipTail,
@@ -168,6 +194,9 @@ async fn open(
                 if len > limits.max_directory_bytes.saturating_add(1024) {
                     return Err(ZipError::DirectoryTooLarge.into());
                 }
+                // Memory budget hook (issue 8): the directory's size is known from the end
+                // records; reserve reading and parsing it before the read.
+                let _directory_memory = budget.try_reserve(open_estimate(len))?;
                 let bytes =
                     read_range(storage, path, range, &tail, tail_start, meta.etag.clone()).await?;
                 outcome = index::parse_directory(&bytes, pending, limits)?;
@@ -175,6 +204,12 @@ async fn open(
         }
     }
     Err(ZipError::Truncated.into())
+}
+
+/// What reading `bytes` of directory and parsing them holds at most: the bytes themselves
+/// and the parse, which stays within 1.2 times them.
+fn open_estimate(bytes: u64) -> u64 {
+    bytes.saturating_add(bytes.saturating_mul(6) / 5)
 }
 
 /// `range` of the object: from the tail when it covers it, else one ranged read of what
