@@ -62,6 +62,7 @@
 //!   lookup is a binary search. [`ZipIndex::heap_bytes`] is the cache weight.
 
 mod cp437;
+mod directory;
 mod eocd;
 mod names;
 mod records;
@@ -78,6 +79,7 @@ mod tests;
 
 use std::ops::Range;
 
+pub use directory::DirectoryParser;
 pub use table::ZipIndex;
 
 /// Tail length that guarantees the end records are found in one read: EOCD (22) + the
@@ -203,6 +205,24 @@ pub struct Pending {
     object_size: u64,
     range: Range<u64>,
     stage: eocd::Stage,
+}
+
+impl Pending {
+    /// The range these bytes must come from.
+    pub fn range(&self) -> Range<u64> {
+        self.range.clone()
+    }
+
+    /// When the pending range is the central directory itself, a parser that takes its
+    /// bytes piece by piece as they stream in, so they are never held all at once (the
+    /// same result as [`parse_directory`] with all of them). Otherwise `self` back: those
+    /// ranges are small (an end record or a fresh tail).
+    pub fn into_directory(self) -> Result<DirectoryParser, Pending> {
+        match self.stage {
+            eocd::Stage::Directory(plan) => Ok(DirectoryParser::new(plan, self.object_size)),
+            _ => Err(self),
+        }
+    }
 }
 
 /// Parses the tail of an archive. `tail` is the object's bytes from `tail_start` to its
