@@ -242,19 +242,15 @@ impl AppState {
             Some(bytes) => bytes,
             None => collect(self.read(archive, path, header_at).await?).await?,
         };
-        let header_len = crate::zip::index::local_header_len(&header)
-            .map_err(|_| GatewayError::BadArchive(EntryError::BadLocalHeader.to_string()))?;
-        let data_start = info.local_header_offset + header_len;
-        if data_start.saturating_add(info.compressed_size) > info.data_end {
-            return Err(GatewayError::BadArchive(EntryError::SizesDoNotFit.to_string()).into());
+        // Only bytes of the entry: `[data_start, data_start + compressed_size)`, inside
+        // `[local header, next entry)`; a stored entry's two sizes are equal
+        // (`check_supported`), so a range of the declared size is a range of that span.
+        let span = entry::data_span(&header, info)?;
+        let bytes = span.start + range.start..span.start + range.end;
+        if bytes.end > span.end {
+            return Err(EntryError::SizesDoNotFit.into());
         }
-        let raw = self
-            .read(
-                archive,
-                path,
-                data_start + range.start..data_start + range.end,
-            )
-            .await?;
+        let raw = self.read(archive, path, bytes).await?;
         Ok(raw
             .map(|chunk| chunk.map_err(std::io::Error::other))
             .boxed())

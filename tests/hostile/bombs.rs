@@ -586,15 +586,26 @@ async fn lying_sizes_of_a_deflated_entry_are_a_502_with_and_without_range() {
     let honest = Spec::deflated("a.txt", &content);
     let (clen, ulen) = (honest.central.1, honest.central.2);
     let cases = vec![
-        // Declares more output than the stream holds.
+        // Declares more output than the stream holds (the local header agrees).
         (
-            deflated_pair(&content, |a| a.central.2 = ulen + 1000),
+            deflated_pair(&content, |a| {
+                a.central.2 = ulen + 1000;
+                a.local.2 = ulen + 1000;
+            }),
             "ended after",
         ),
         // Declares less: output past it fails at once.
         (
-            deflated_pair(&content, |a| a.central.2 = ulen - 1000),
+            deflated_pair(&content, |a| {
+                a.central.2 = ulen - 1000;
+                a.local.2 = ulen - 1000;
+            }),
             "inflates past its declared size",
+        ),
+        // Only the directory lies about the output size.
+        (
+            deflated_pair(&content, |a| a.central.2 = ulen + 1000),
+            "local file header disagrees",
         ),
         // Compressed size past the next local header.
         (
