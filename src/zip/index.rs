@@ -9,7 +9,8 @@
 //!    the whole central directory too.
 //! 2. [`parse_tail`] returns [`TailOutcome::Complete`], or [`TailOutcome::NeedRange`] with
 //!    the exact byte range it still needs (normally the central directory) and a
-//!    [`Pending`]; read that range and pass it to [`parse_directory`], which normally
+//!    [`Pending`]; read that range and pass it to [`parse_directory`] (or, for the
+//!    directory itself, stream it into [`Pending::into_directory`]), which normally
 //!    completes. With a tail of at least [`MIN_TAIL_LEN`] bytes that is the only extra
 //!    read, except in two rare layouts that each cost one more:
 //!    - the zip64 end record is not right before its locator (a zip64 "extensible data
@@ -58,8 +59,16 @@
 //!   `offset + 30 + compressed_size` passes its `data_end`, is
 //!   [`ZipError::OverlappingEntries`] (zip bombs of overlapping entries; the exact bound
 //!   with the local name/extra lengths is the entry reader's).
-//! - **Lookup**: records sorted by name in one `Vec`, names concatenated in one `String`;
-//!   lookup is a binary search. [`ZipIndex::heap_bytes`] is the cache weight.
+//! - **Lookup**: records sorted by name in one `Vec`, names concatenated in one `String`
+//!   in directory order (not copied again after sorting); lookup is a binary search.
+//!   [`ZipIndex::heap_bytes`] (capacities, not lengths) is the cache weight.
+//! - **Memory**: nothing is allocated from a declared count before the end records show
+//!   that the directory's size can hold it (46 bytes an entry), and a directory over
+//!   [`IndexLimits::max_directory_bytes`] is refused from its declared size, before it is
+//!   read. A directory read separately is parsed as it streams ([`DirectoryParser`]), so
+//!   an open holds the index (the directory's bytes + 2 an entry, + what non-UTF-8 names
+//!   gain when decoded, capped at `max_directory_bytes` of names) and the sort's scratch
+//!   (24 bytes an entry), never the directory's bytes beside it.
 
 mod cp437;
 mod directory;
