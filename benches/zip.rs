@@ -8,6 +8,7 @@ use std::io::Write;
 
 use artifact_gateway::config::ZipConfig;
 use artifact_gateway::storage::StorageError;
+use artifact_gateway::zip::budget::MemoryBudget;
 use artifact_gateway::zip::entry::{self, Verified, OUT_CHUNK};
 use artifact_gateway::zip::index::{
     parse_directory, parse_tail, EntryInfo, IndexLimits, TailOutcome, ZipIndex,
@@ -188,7 +189,8 @@ async fn gateway_inflate(archive: Bytes, info: &EntryInfo) -> u64 {
     )
     .boxed();
     let compressed = entry::compressed(raw, info).await.unwrap();
-    let decoder = entry::decoder(compressed, info).await.unwrap();
+    let budget = MemoryBudget::new(1 << 30, 64 << 20, Default::default());
+    let decoder = entry::decoder(compressed, info, &budget).await.unwrap();
     let mut verified = Verified::new(entry::chunks(decoder), info, "bench".into());
     let mut total = 0u64;
     while let Some(chunk) = verified.next().await {

@@ -23,6 +23,7 @@ use crate::upstream::cache::{self, CacheKey, MetadataCache, Scope};
 use crate::upstream::jobs::RefCache;
 use crate::upstream::Upstream;
 use crate::zip::archive::ArchiveCache;
+use crate::zip::budget::MemoryBudget;
 use crate::zip::index::IndexLimits;
 
 /// What the listener knows about the connection a request came on.
@@ -73,7 +74,12 @@ impl AppState {
                     max_directory_bytes: config.zip.max_directory_bytes,
                 },
                 Arc::clone(&metrics),
-            ),
+            )
+            .with_budget(MemoryBudget::new(
+                config.zip.memory_budget,
+                config.zip.max_decoder_memory,
+                Arc::clone(&metrics),
+            )),
             metrics,
             shutting_down: std::sync::atomic::AtomicBool::new(false),
             streams: Arc::new(tokio::sync::Semaphore::new(config.server.max_streams)),

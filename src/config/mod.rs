@@ -222,6 +222,12 @@ pub struct ZipConfig {
     pub max_entries: u64,
     /// Largest central directory read.
     pub max_directory_bytes: u64,
+    /// Largest dictionary or window one entry decoder may allocate; more is refused (501)
+    /// before the decoder exists.
+    pub max_decoder_memory: u64,
+    /// Total memory entry decoders and archive opens may hold at once; past it requests get
+    /// 503 + `Retry-After` at once. At least `max_decoder_memory`.
+    pub memory_budget: u64,
 }
 
 impl Default for LogConfig {
@@ -335,6 +341,12 @@ impl Default for ZipConfig {
             tail_bytes: 128 * KIB,
             max_entries: 1_000_000,
             max_directory_bytes: 256 * MIB,
+            // xz -9 and 7-Zip's ultra level use 64 MiB dictionaries; zstd --ultra -22 (128
+            // MiB) is refused.
+            max_decoder_memory: 64 * MIB,
+            // One open of a maximal directory (256 MiB, 1.2 times that to parse) beside
+            // three decoders at the cap, or about 1,600 deflate streams.
+            memory_budget: 512 * MIB,
         }
     }
 }

@@ -136,6 +136,8 @@ struct RawZip {
     tail_bytes: Option<Size>,
     max_entries: Option<u64>,
     max_directory_bytes: Option<Size>,
+    max_decoder_memory: Option<Size>,
+    memory_budget: Option<Size>,
 }
 
 impl RawConfig {
@@ -445,12 +447,30 @@ impl RawZip {
         if max_directory_bytes < 1024 {
             return Err(invalid("zip.max_directory_bytes", "must be at least 1KiB"));
         }
+        let max_decoder_memory = self
+            .max_decoder_memory
+            .map_or(d.max_decoder_memory, |v| v.0);
+        if max_decoder_memory < 1024 * 1024 {
+            return Err(invalid("zip.max_decoder_memory", "must be at least 1MiB"));
+        }
+        let memory_budget = self.memory_budget.map_or(d.memory_budget, |v| v.0);
+        if memory_budget < max_decoder_memory {
+            return Err(invalid(
+                "zip.memory_budget",
+                "must be at least zip.max_decoder_memory",
+            ));
+        }
+        if memory_budget > 4 << 40 {
+            return Err(invalid("zip.memory_budget", "must be at most 4TiB"));
+        }
         Ok(ZipConfig {
             index_cache_bytes: self.index_cache_bytes.map_or(d.index_cache_bytes, |v| v.0),
             index_ttl: nonzero("zip.index_ttl", self.index_ttl, d.index_ttl)?,
             tail_bytes,
             max_entries,
             max_directory_bytes,
+            max_decoder_memory,
+            memory_budget,
         })
     }
 }

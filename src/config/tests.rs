@@ -988,3 +988,29 @@ fn example_file_tls_section_parses() {
     assert_eq!(tls.reload_interval, d.reload_interval);
     assert_eq!(tls.handshake_timeout, d.handshake_timeout);
 }
+
+#[test]
+fn zip_decoder_memory_and_budget_are_sizes_checked_against_each_other() {
+    let c = load(MINIMAL).unwrap();
+    assert_eq!(c.zip.max_decoder_memory, 64 << 20);
+    assert_eq!(c.zip.memory_budget, 512 << 20);
+    let c = load(&format!(
+        "{MINIMAL}[zip]\nmax_decoder_memory = \"8MiB\"\nmemory_budget = \"20MiB\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.zip.max_decoder_memory, 8 << 20);
+    assert_eq!(c.zip.memory_budget, 20 << 20);
+    let e = error(&format!(
+        "{MINIMAL}[zip]\nmax_decoder_memory = \"512KiB\"\n"
+    ));
+    assert!(e.contains("zip.max_decoder_memory"), "{e}");
+    let e = error(&format!(
+        "{MINIMAL}[zip]\nmax_decoder_memory = \"64MiB\"\nmemory_budget = \"32MiB\"\n"
+    ));
+    assert!(
+        e.contains("zip.memory_budget") && e.contains("zip.max_decoder_memory"),
+        "{e}"
+    );
+    let e = error(&format!("{MINIMAL}[zip]\nmemory_budget = \"lots\"\n"));
+    assert!(e.contains("zip.memory_budget"), "{e}");
+}

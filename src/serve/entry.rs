@@ -60,9 +60,15 @@ impl From<EntryError> for Failure {
 
 fn entry_error(error: EntryError) -> GatewayError {
     match error {
-        EntryError::Encrypted | EntryError::UnsupportedMethod(_) => {
+        // Too much memory asked is "not implemented" like an unknown method: the archive may
+        // be fine, this gateway will not decode it.
+        EntryError::Encrypted
+        | EntryError::UnsupportedMethod(_)
+        | EntryError::DecoderMemory { .. }
+        | EntryError::DecoderLimitReached { .. } => {
             GatewayError::UnsupportedEntry(error.to_string())
         }
+        EntryError::Busy(_) => GatewayError::Overloaded(crate::zip::budget::REJECTED_LABEL),
         EntryError::Storage(storage) => storage.into(),
         other => GatewayError::BadArchive(other.to_string()),
     }
@@ -73,6 +79,7 @@ fn open_error(error: OpenError) -> GatewayError {
         OpenError::Storage(StorageError::NotFound) => GatewayError::NotFound("404 Not Found"),
         OpenError::Storage(storage) => storage.into(),
         OpenError::Zip(zip) => GatewayError::BadArchive(zip.to_string()),
+        OpenError::Busy(_) => GatewayError::Overloaded(crate::zip::budget::REJECTED_LABEL),
     }
 }
 
@@ -220,7 +227,7 @@ impl AppState {
             .read(archive, path, info.local_header_offset..info.data_end)
             .await?;
         let compressed = entry::compressed(raw, info).await?;
-        let decoder = entry::decoder(compressed, info).await?;
+        let decoder = entry::decoder(compressed, info, self.archives.budget()).await?;
         let verified =
             Verified::new(entry::chunks(decoder), info, format!("{path}:{name}")).boxed();
         Ok(match selected {
@@ -286,6 +293,12 @@ impl AppState {
 /// A failure before any byte was sent: a damaged entry is a 502 naming why; a storage
 /// failure keeps its own status.
 fn first_chunk_error(error: std::io::Error) -> GatewayError {
+    if let Some(entry) = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<EntryError>())
+    {
+        return entry_error(entry.clone());
+    }
     if let Some(storage) = error
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<StorageError>())

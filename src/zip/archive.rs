@@ -22,6 +22,7 @@ use moka::future::Cache;
 use object_store::path::Path;
 use object_store::GetRange;
 
+use super::budget::{BudgetSpent, MemoryBudget};
 use super::index::{self, DirectoryParser, IndexLimits, TailOutcome, ZipError, ZipIndex};
 use crate::metrics::{Metrics, ReadKind};
 use crate::storage::{Storage, StorageError};
@@ -58,6 +59,8 @@ pub enum OpenError {
     Storage(#[from] StorageError),
     #[error("{0}")]
     Zip(#[from] ZipError),
+    #[error(transparent)]
+    Busy(#[from] BudgetSpent),
 }
 
 pub struct ArchiveCache {
@@ -65,6 +68,7 @@ pub struct ArchiveCache {
     metrics: Arc<Metrics>,
     tail_bytes: u64,
     limits: IndexLimits,
+    budget: MemoryBudget,
 }
 
 impl ArchiveCache {
@@ -77,6 +81,12 @@ impl ArchiveCache {
         metrics: Arc<Metrics>,
     ) -> Self {
         let evictions = Arc::clone(&metrics);
+        let defaults = crate::config::ZipConfig::default();
+        let budget = MemoryBudget::new(
+            defaults.memory_budget,
+            defaults.max_decoder_memory,
+            Arc::clone(&metrics),
+        );
         Self {
             entries: Cache::builder()
                 .max_capacity(capacity)
@@ -94,7 +104,19 @@ impl ArchiveCache {
             metrics,
             tail_bytes,
             limits,
+            budget,
         }
+    }
+
+    /// Use `budget` (shared with the entry decoders) instead of the default one.
+    pub fn with_budget(mut self, budget: MemoryBudget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// The memory budget archive opens and entry decoders draw from.
+    pub fn budget(&self) -> &MemoryBudget {
+        &self.budget
     }
 
     /// The open archive at `path`, from the cache or opened now; `true` when opened now.
@@ -108,7 +130,7 @@ impl ArchiveCache {
             .entries
             .try_get_with(path.to_string(), async {
                 opened_here.store(true, std::sync::atomic::Ordering::Relaxed);
-                open(storage, path, self.tail_bytes, &self.limits)
+                open(storage, path, self.tail_bytes, &self.limits, &self.budget)
                     .await
                     .map(Arc::new)
             })
@@ -138,7 +160,11 @@ async fn open(
     path: &Path,
     tail_bytes: u64,
     limits: &IndexLimits,
+    budget: &MemoryBudget,
 ) -> Result<Archive, OpenError> {
+    // Memory budget hook (issue 8): the tail buffer and parsing it, held until the index
+    // is built (the built index is bounded by the index cache instead).
+    let _tail_memory = budget.try_reserve(open_estimate(tail_bytes))?;
     let object = storage
         .get(
             ReadKind::ZipTail,
@@ -174,10 +200,15 @@ async fn open(
                 let etag = meta.etag.clone();
                 outcome = match pending.into_directory() {
                     Ok(parser) => {
+                        // Memory budget hook (issue 8): the directory's size is known from
+                        // the end records; reserve parsing it as it streams before the read.
+                        let _directory_memory = budget.try_reserve(directory_estimate(len))?;
                         let at_hand = (&tail, tail_start);
                         stream_directory(storage, path, range, parser, at_hand, etag).await?
                     }
                     Err(pending) => {
+                        // A small range (an end record or a fresh tail), read whole.
+                        let _memory = budget.try_reserve(open_estimate(len))?;
                         let bytes =
                             read_range(storage, path, range, &tail, tail_start, etag).await?;
                         index::parse_directory(&bytes, pending, limits)?
@@ -225,6 +256,19 @@ async fn stream_directory(
         parser.push(tail.get(from..to).ok_or(ZipError::Truncated)?)?;
     }
     Ok(parser.finish()?)
+}
+
+/// What reading `bytes` whole (the tail, a small range) and parsing them holds at most: the bytes themselves
+/// and the parse, which stays within 1.2 times them.
+fn open_estimate(bytes: u64) -> u64 {
+    bytes.saturating_add(bytes.saturating_mul(6) / 5)
+}
+
+/// What parsing `bytes` of directory as they stream holds at most: the index being built
+/// (the bytes + 2 an entry) and the sort's scratch (24 bytes an entry, 46 bytes or more
+/// each), within 1.2 times them; the bytes themselves are never held together.
+fn directory_estimate(bytes: u64) -> u64 {
+    bytes.saturating_mul(6) / 5
 }
 
 /// `range` of the object: from the tail when it covers it, else one ranged read of what

@@ -6,26 +6,33 @@
 //! complete to a client even if it is wrong; holding back the last chunk turns a failed
 //! check into an aborted transfer instead. Output past the declared size fails at once, so
 //! an entry that inflates beyond what it declares cannot run away.
+//!
+//! Decoder memory (`entry/decode.rs`): each decoder's dictionary or window is read from the
+//! entry's own header before the decoder exists, refused above `zip.max_decoder_memory`,
+//! reserved from the memory budget for the life of the stream, and given to the decoder as
+//! its own limit (liblzma's memlimit, zstd's `WindowLogMax`), which also holds for any later
+//! header in the same stream (an xz stream's later blocks, a later zstd frame).
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use async_compression::tokio::bufread::{
-    BzDecoder, Deflate64Decoder, DeflateDecoder, LzmaDecoder, XzDecoder, ZstdDecoder,
-};
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
-use tokio::io::{AsyncBufRead, AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::io::{ReaderStream, StreamReader};
 
+use super::budget::{human, BudgetSpent};
 use super::index::{self, EntryInfo, Method};
 use crate::storage::StorageError;
 
 /// Decoded bytes per output chunk: the decoder's output buffer, the one chunk held back,
 /// and the one hyper is writing bound the memory of a stream to a few times this.
 pub const OUT_CHUNK: usize = 64 * 1024;
+
+mod decode;
+pub use decode::{decoder, xz_dictionary, zstd_window, STREAM_BUFFERS};
 
 /// Why an entry cannot be served.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -44,6 +51,24 @@ pub enum EntryError {
     LocalHeaderMismatch(&'static str),
     #[error("LZMA properties header is damaged")]
     BadLzmaHeader,
+    /// The header asks for more than `zip.max_decoder_memory`: refused before allocating.
+    #[error("{method} {what} of {} exceeds zip.max_decoder_memory ({})", human(*.size), human(*.cap))]
+    DecoderMemory {
+        method: &'static str,
+        what: &'static str,
+        size: u64,
+        cap: u64,
+    },
+    /// The decoder's own limit stopped it: a later header (an xz block, a zstd frame) asked
+    /// for more than the first one, which is what was reserved.
+    #[error("{method} stream needs more than the {} its first header declared (zip.max_decoder_memory is {})", human(*.limit), human(*.cap))]
+    DecoderLimitReached {
+        method: &'static str,
+        limit: u64,
+        cap: u64,
+    },
+    #[error(transparent)]
+    Busy(#[from] BudgetSpent),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("reading the entry: {0}")]
@@ -52,6 +77,9 @@ pub enum EntryError {
 
 impl EntryError {
     fn from_io(error: io::Error) -> Self {
+        if let Some(entry) = error.get_ref().and_then(|e| e.downcast_ref::<EntryError>()) {
+            return entry.clone();
+        }
         match error
             .get_ref()
             .and_then(|e| e.downcast_ref::<StorageError>())
@@ -141,51 +169,6 @@ pub fn data_span(header: &[u8], info: &EntryInfo) -> Result<std::ops::Range<u64>
         }
     }
     Ok(data_start..data_end)
-}
-
-/// The decoder for the entry's method over its compressed bytes.
-pub async fn decoder<R>(
-    mut input: R,
-    info: &EntryInfo,
-) -> Result<Box<dyn AsyncRead + Send + Unpin>, EntryError>
-where
-    R: AsyncBufRead + Send + Unpin + 'static,
-{
-    Ok(match info.method {
-        Method::Stored => Box::new(input),
-        Method::Deflate => Box::new(DeflateDecoder::new(input)),
-        Method::Deflate64 => Box::new(Deflate64Decoder::new(input)),
-        Method::Bzip2 => Box::new(BzDecoder::new(input)),
-        Method::Zstd => Box::new(ZstdDecoder::new(input)),
-        Method::Xz => Box::new(XzDecoder::new(input)),
-        Method::Lzma => {
-            // Zip's LZMA: 2 bytes version, 2 bytes properties size (5), the properties, then a
-            // raw LZMA stream. The decoder wants the `.lzma` header: properties and the
-            // uncompressed size (unknown when flag bit 1 says an end marker follows).
-            let mut prefix = [0u8; 4];
-            input
-                .read_exact(&mut prefix)
-                .await
-                .map_err(|_| EntryError::BadLzmaHeader)?;
-            if u16::from_le_bytes([prefix[2], prefix[3]]) != 5 {
-                return Err(EntryError::BadLzmaHeader);
-            }
-            let mut header = vec![0u8; 13];
-            input
-                .read_exact(&mut header[..5])
-                .await
-                .map_err(|_| EntryError::BadLzmaHeader)?;
-            let size = if info.flags & 0x0002 != 0 {
-                u64::MAX
-            } else {
-                info.uncompressed_size
-            };
-            header[5..].copy_from_slice(&size.to_le_bytes());
-            let joined = tokio::io::BufReader::new(std::io::Cursor::new(header).chain(input));
-            Box::new(LzmaDecoder::new(joined))
-        }
-        Method::Other(code) => return Err(EntryError::UnsupportedMethod(code)),
-    })
 }
 
 /// Decoded chunks of at most [`OUT_CHUNK`] bytes.

@@ -5,9 +5,12 @@
 //!   [`index::ZipIndex`] (fuzzed, checked against an independent reader).
 //! - [`archive`]: opening an archive with one tail read, and the byte-weighted cache of
 //!   open archives (single-flight, ETag-pinned).
+//! - [`budget`]: the memory budget decoders and archive opens share, and the cap on one
+//!   decoder's dictionary or window.
 //! - [`entry`]: one entry's bytes: local header, decoding, CRC-32 and size verification
 //!   with the last chunk held back.
 
 pub mod archive;
+pub mod budget;
 pub mod entry;
 pub mod index;

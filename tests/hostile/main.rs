@@ -8,6 +8,7 @@ mod common;
 mod support;
 
 mod bombs;
+mod decoder_bombs;
 mod framing;
 mod headers;
 mod identity;
