@@ -473,6 +473,60 @@ async fn three_concurrent_opens_of_a_250_mib_directory_stay_within_one_open() {
     );
 }
 
+/// Three distinct cold archives with 250 MiB directories at once: each open reserves 1.2 ×
+/// its directory from `zip.memory_budget` (default 512 MiB) before reading it, so only one
+/// proceeds while the others get 503 + `Retry-After`; the peak is that of one open, never
+/// three. Bound: the budget plus a constant.
+#[tokio::test]
+async fn three_distinct_250_mib_directories_at_once_are_bounded_by_the_memory_budget() {
+    let storage = TempDir::new("bomb-bigdir-3x");
+    let first = storage.path().join(key(1));
+    write_big_archive(&first);
+    for job in [2, 3] {
+        let path = storage.path().join(key(job));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::hard_link(&first, &path).unwrap();
+    }
+    let backend = backend([1, 2, 3]).await;
+    let gateway = Gateway::spawn(&backend.url(), &storage.url(), &big_config("300MiB")).await;
+    let base = base_mib(&gateway);
+    let budget_mib = 512;
+    within(
+        Duration::from_secs(240),
+        "three distinct 250 MiB directories",
+        async {
+            let requests = (1..=3).map(|job| {
+                let url = entry_url(&gateway, job, &big_name(0));
+                async move {
+                    let response = client().get(&url).send().await.unwrap();
+                    let status = response.status().as_u16();
+                    let retry = response.headers().contains_key("retry-after");
+                    (status, retry, response.bytes().await.unwrap())
+                }
+            });
+            let outcomes = futures_util::future::join_all(requests).await;
+            let served = outcomes.iter().filter(|(s, ..)| *s == 200).count();
+            assert!(served >= 1, "{outcomes:?}");
+            for (status, retry, body) in &outcomes {
+                match status {
+                    200 => assert_eq!(&body[..], FIRST_CONTENT),
+                    503 => {
+                        assert!(retry, "a 503 without Retry-After");
+                        let json: serde_json::Value = serde_json::from_slice(body).unwrap();
+                        assert!(json["message"].as_str().unwrap().starts_with("503"));
+                    }
+                    other => panic!("unexpected {other}: {outcomes:?}"),
+                }
+            }
+        },
+    )
+    .await;
+    gateway.assert_peak_below(
+        base + budget_mib + 32,
+        "three distinct 250 MiB directories at once",
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Overlapping entries and lying sizes
 // ---------------------------------------------------------------------------------------
