@@ -8,6 +8,12 @@
 //! A ranged request of a stored entry reads just that range (after its local header, when
 //! the header is not in the tail); a compressed entry is decoded from its start and the
 //! bytes before the range are skipped.
+//!
+//! Bytes served always come from inside `[local header, next entry)`: a stored entry whose
+//! two sizes differ is a 502 before any read, a range is a range of the entry's own bytes,
+//! and the local header must agree with the directory (`entry::data_span`). A range of a
+//! compressed entry stops decoding once it is served, so a size lie past the range goes
+//! unseen there (what is served is still the entry's own bytes, decoded).
 
 use std::ops::Range;
 

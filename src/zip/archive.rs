@@ -258,8 +258,8 @@ async fn stream_directory(
     Ok(parser.finish()?)
 }
 
-/// What reading `bytes` whole (the tail, a small range) and parsing them holds at most: the bytes themselves
-/// and the parse, which stays within 1.2 times them.
+/// What reading `bytes` whole (the tail, a small range) and parsing them holds at most:
+/// the bytes themselves and the parse, which stays within 1.2 times them.
 fn open_estimate(bytes: u64) -> u64 {
     bytes.saturating_add(bytes.saturating_mul(6) / 5)
 }

@@ -42,7 +42,9 @@ impl DirectoryParser {
         // are at most 48/46 of the size, and the raw names fit in what the fixed headers
         // leave. Names that grow when decoded (CP437, lossy UTF-8) grow the buffer past it.
         let count = usize::try_from(plan.count).unwrap_or(usize::MAX);
-        let name_room = plan.size.saturating_sub(plan.count * MIN_HEADER_LEN);
+        let name_room = plan
+            .size
+            .saturating_sub(plan.count.saturating_mul(MIN_HEADER_LEN));
         Self {
             records: Vec::with_capacity(count),
             names: String::with_capacity(usize::try_from(name_room).unwrap_or(0)),
