@@ -8,6 +8,12 @@
 //! A ranged request of a stored entry reads just that range (after its local header, when
 //! the header is not in the tail); a compressed entry is decoded from its start and the
 //! bytes before the range are skipped.
+//!
+//! Bytes served always come from inside `[local header, next entry)`: a stored entry whose
+//! two sizes differ is a 502 before any read, a range is a range of the entry's own bytes,
+//! and the local header must agree with the directory (`entry::data_span`). A range of a
+//! compressed entry stops decoding once it is served, so a size lie past the range goes
+//! unseen there (what is served is still the entry's own bytes, decoded).
 
 use std::ops::Range;
 
@@ -249,19 +255,15 @@ impl AppState {
             Some(bytes) => bytes,
             None => collect(self.read(archive, path, header_at).await?).await?,
         };
-        let header_len = crate::zip::index::local_header_len(&header)
-            .map_err(|_| GatewayError::BadArchive(EntryError::BadLocalHeader.to_string()))?;
-        let data_start = info.local_header_offset + header_len;
-        if data_start.saturating_add(info.compressed_size) > info.data_end {
-            return Err(GatewayError::BadArchive(EntryError::SizesDoNotFit.to_string()).into());
+        // Only bytes of the entry: `[data_start, data_start + compressed_size)`, inside
+        // `[local header, next entry)`; a stored entry's two sizes are equal
+        // (`check_supported`), so a range of the declared size is a range of that span.
+        let span = entry::data_span(&header, info)?;
+        let bytes = span.start + range.start..span.start + range.end;
+        if bytes.end > span.end {
+            return Err(EntryError::SizesDoNotFit.into());
         }
-        let raw = self
-            .read(
-                archive,
-                path,
-                data_start + range.start..data_start + range.end,
-            )
-            .await?;
+        let raw = self.read(archive, path, bytes).await?;
         Ok(raw
             .map(|chunk| chunk.map_err(std::io::Error::other))
             .boxed())

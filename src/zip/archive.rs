@@ -2,7 +2,10 @@
 //!
 //! An archive is opened with one suffix-range read of its tail, which also gives the
 //! object's size and ETag; the central directory is parsed from those bytes, with one more
-//! bounded read only when it starts before the tail. The result — index, ETag and the tail
+//! bounded read only when it starts before the tail. That read is parsed as it streams
+//! ([`DirectoryParser`]), so an open holds the index being built, not the directory too;
+//! a directory over `zip.max_directory_bytes` is refused from the end records' sizes,
+//! before it is read. The result — index, ETag and the tail
 //! bytes themselves, so an entry inside the tail needs no read at all — is cached by object
 //! key in a byte-weighted cache. Every later read of the archive carries the ETag as a
 //! precondition: a changed object fails that read, and the caller drops the entry and opens
@@ -20,7 +23,7 @@ use object_store::path::Path;
 use object_store::GetRange;
 
 use super::budget::{BudgetSpent, MemoryBudget};
-use super::index::{self, IndexLimits, TailOutcome, ZipError, ZipIndex};
+use super::index::{self, DirectoryParser, IndexLimits, TailOutcome, ZipError, ZipIndex};
 use crate::metrics::{Metrics, ReadKind};
 use crate::storage::{Storage, StorageError};
 
@@ -194,26 +197,82 @@ async fn open(
                 if len > limits.max_directory_bytes.saturating_add(1024) {
                     return Err(ZipError::DirectoryTooLarge.into());
                 }
-                // Memory budget hook (issue 8): the directory's size is known from the end
-                // records; reserve reading and parsing it before the read.
-                let _directory_memory = budget.try_reserve(open_estimate(len))?;
-                let bytes =
-                    read_range(storage, path, range, &tail, tail_start, meta.etag.clone()).await?;
-                outcome = index::parse_directory(&bytes, pending, limits)?;
+                let etag = meta.etag.clone();
+                outcome = match pending.into_directory() {
+                    Ok(parser) => {
+                        // Memory budget hook (issue 8): the directory's size is known from
+                        // the end records; reserve parsing it as it streams before the read.
+                        let _directory_memory = budget.try_reserve(directory_estimate(len))?;
+                        let at_hand = (&tail, tail_start);
+                        stream_directory(storage, path, range, parser, at_hand, etag).await?
+                    }
+                    Err(pending) => {
+                        // A small range (an end record or a fresh tail), read whole.
+                        let _memory = budget.try_reserve(open_estimate(len))?;
+                        let bytes =
+                            read_range(storage, path, range, &tail, tail_start, etag).await?;
+                        index::parse_directory(&bytes, pending, limits)?
+                    }
+                };
             }
         }
     }
     Err(ZipError::Truncated.into())
 }
 
-/// What reading `bytes` of directory and parsing them holds at most: the bytes themselves
-/// and the parse, which stays within 1.2 times them.
+/// Parses the central directory at `range` as it streams in: the part before the tail
+/// from one ranged read, piece by piece, then the part in the tail. Its bytes are never
+/// held together, so an open costs the index being built and one storage chunk.
+async fn stream_directory(
+    storage: &Storage,
+    path: &Path,
+    range: Range<u64>,
+    mut parser: DirectoryParser,
+    (tail, tail_start): (&Bytes, u64),
+    etag: Option<String>,
+) -> Result<TailOutcome, OpenError> {
+    if range.start < tail_start {
+        let read_end = range.end.min(tail_start);
+        let object = storage
+            .get(
+                ReadKind::ZipDirectory,
+                path,
+                Some(GetRange::Bounded(range.start..read_end)),
+                etag,
+            )
+            .await?;
+        let mut body = object.body;
+        while parser.wants_bytes() {
+            let Some(chunk) = body.try_next().await? else {
+                break;
+            };
+            parser.push(&chunk)?;
+        }
+    }
+    if range.end > tail_start && parser.wants_bytes() {
+        let from = usize::try_from(range.start.saturating_sub(tail_start))
+            .map_err(|_| ZipError::Truncated)?;
+        let to = usize::try_from(range.end - tail_start).map_err(|_| ZipError::Truncated)?;
+        parser.push(tail.get(from..to).ok_or(ZipError::Truncated)?)?;
+    }
+    Ok(parser.finish()?)
+}
+
+/// What reading `bytes` whole (the tail, a small range) and parsing them holds at most:
+/// the bytes themselves and the parse, which stays within 1.2 times them.
 fn open_estimate(bytes: u64) -> u64 {
     bytes.saturating_add(bytes.saturating_mul(6) / 5)
 }
 
+/// What parsing `bytes` of directory as they stream holds at most: the index being built
+/// (the bytes + 2 an entry) and the sort's scratch (24 bytes an entry, 46 bytes or more
+/// each), within 1.2 times them; the bytes themselves are never held together.
+fn directory_estimate(bytes: u64) -> u64 {
+    bytes.saturating_mul(6) / 5
+}
+
 /// `range` of the object: from the tail when it covers it, else one ranged read of what
-/// the tail lacks.
+/// the tail lacks. Only for the small ranges (an end record, a fresh tail).
 async fn read_range(
     storage: &Storage,
     path: &Path,

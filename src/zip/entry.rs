@@ -45,6 +45,10 @@ pub enum EntryError {
     BadLocalHeader,
     #[error("entry sizes do not fit in the archive")]
     SizesDoNotFit,
+    #[error("stored entry's sizes differ: {compressed} bytes stored, {uncompressed} declared")]
+    StoredSizeMismatch { compressed: u64, uncompressed: u64 },
+    #[error("local file header disagrees with the central directory on the entry's {0}")]
+    LocalHeaderMismatch(&'static str),
     #[error("LZMA properties header is damaged")]
     BadLzmaHeader,
     /// The header asks for more than `zip.max_decoder_memory`: refused before allocating.
@@ -87,10 +91,17 @@ impl EntryError {
     }
 }
 
-/// Refuse what cannot be decoded before any byte is read.
+/// Refuse what cannot be decoded before any byte is read, and a stored entry whose
+/// declared size is not the size of its bytes (a range of it would reach past them).
 pub fn check_supported(info: &EntryInfo) -> Result<(), EntryError> {
     if info.is_encrypted() {
         return Err(EntryError::Encrypted);
+    }
+    if info.method == Method::Stored && info.compressed_size != info.uncompressed_size {
+        return Err(EntryError::StoredSizeMismatch {
+            compressed: info.compressed_size,
+            uncompressed: info.uncompressed_size,
+        });
     }
     match info.method {
         Method::Other(code) => Err(EntryError::UnsupportedMethod(code)),
@@ -116,16 +127,48 @@ pub async fn compressed(
             EntryError::SizesDoNotFit => EntryError::BadLocalHeader,
             other => other,
         })?;
-    let header_len = index::local_header_len(&header).map_err(|_| EntryError::BadLocalHeader)?;
-    let data_start = info.local_header_offset + header_len;
-    if data_start.saturating_add(info.compressed_size) > info.data_end {
-        return Err(EntryError::SizesDoNotFit);
-    }
+    let span = data_span(&header, info)?;
+    let header_len = span.start - info.local_header_offset;
     let mut skip = (&mut reader).take(header_len - 30);
     tokio::io::copy(&mut skip, &mut tokio::io::sink())
         .await
         .map_err(EntryError::from_io)?;
     Ok(reader.take(info.compressed_size))
+}
+
+/// Where the entry's compressed bytes are in the object, from its local header (the
+/// first 30 bytes of `header`): inside `[local header, data_end)`, or an error. Also checks
+/// that the local header agrees with the directory on the method and, when they are in it
+/// (no data descriptor, not saturated for zip64), the CRC and sizes.
+pub fn data_span(header: &[u8], info: &EntryInfo) -> Result<std::ops::Range<u64>, EntryError> {
+    let header_len = index::local_header_len(header).map_err(|_| EntryError::BadLocalHeader)?;
+    let data_start = info.local_header_offset + header_len;
+    let data_end = data_start
+        .checked_add(info.compressed_size)
+        .filter(|&end| end <= info.data_end)
+        .ok_or(EntryError::SizesDoNotFit)?;
+    let le16 = |at: usize| u16::from_le_bytes([header[at], header[at + 1]]);
+    let le32 = |at: usize| {
+        u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    if Method::from(le16(8)) != info.method {
+        return Err(EntryError::LocalHeaderMismatch("compression method"));
+    }
+    if le16(6) & 0x0008 == 0 {
+        if le32(14) != info.crc32 {
+            return Err(EntryError::LocalHeaderMismatch("CRC-32"));
+        }
+        let sizes = [
+            (le32(18), info.compressed_size, "compressed size"),
+            (le32(22), info.uncompressed_size, "uncompressed size"),
+        ];
+        for (local, central, what) in sizes {
+            if local != u32::MAX && u64::from(local) != central {
+                return Err(EntryError::LocalHeaderMismatch(what));
+            }
+        }
+    }
+    Ok(data_start..data_end)
 }
 
 /// Decoded chunks of at most [`OUT_CHUNK`] bytes.

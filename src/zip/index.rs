@@ -9,7 +9,8 @@
 //!    the whole central directory too.
 //! 2. [`parse_tail`] returns [`TailOutcome::Complete`], or [`TailOutcome::NeedRange`] with
 //!    the exact byte range it still needs (normally the central directory) and a
-//!    [`Pending`]; read that range and pass it to [`parse_directory`], which normally
+//!    [`Pending`]; read that range and pass it to [`parse_directory`] (or, for the
+//!    directory itself, stream it into [`Pending::into_directory`]), which normally
 //!    completes. With a tail of at least [`MIN_TAIL_LEN`] bytes that is the only extra
 //!    read, except in two rare layouts that each cost one more:
 //!    - the zip64 end record is not right before its locator (a zip64 "extensible data
@@ -58,10 +59,19 @@
 //!   `offset + 30 + compressed_size` passes its `data_end`, is
 //!   [`ZipError::OverlappingEntries`] (zip bombs of overlapping entries; the exact bound
 //!   with the local name/extra lengths is the entry reader's).
-//! - **Lookup**: records sorted by name in one `Vec`, names concatenated in one `String`;
-//!   lookup is a binary search. [`ZipIndex::heap_bytes`] is the cache weight.
+//! - **Lookup**: records sorted by name in one `Vec`, names concatenated in one `String`
+//!   in directory order (not copied again after sorting); lookup is a binary search.
+//!   [`ZipIndex::heap_bytes`] (capacities, not lengths) is the cache weight.
+//! - **Memory**: nothing is allocated from a declared count before the end records show
+//!   that the directory's size can hold it (46 bytes an entry), and a directory over
+//!   [`IndexLimits::max_directory_bytes`] is refused from its declared size, before it is
+//!   read. A directory read separately is parsed as it streams ([`DirectoryParser`]), so
+//!   an open holds the index (the directory's bytes + 2 an entry, + what non-UTF-8 names
+//!   gain when decoded, capped at `max_directory_bytes` of names) and the sort's scratch
+//!   (24 bytes an entry), never the directory's bytes beside it.
 
 mod cp437;
+mod directory;
 mod eocd;
 mod names;
 mod records;
@@ -78,6 +88,7 @@ mod tests;
 
 use std::ops::Range;
 
+pub use directory::DirectoryParser;
 pub use table::ZipIndex;
 
 /// Tail length that guarantees the end records are found in one read: EOCD (22) + the
@@ -203,6 +214,24 @@ pub struct Pending {
     object_size: u64,
     range: Range<u64>,
     stage: eocd::Stage,
+}
+
+impl Pending {
+    /// The range these bytes must come from.
+    pub fn range(&self) -> Range<u64> {
+        self.range.clone()
+    }
+
+    /// When the pending range is the central directory itself, a parser that takes its
+    /// bytes piece by piece as they stream in, so they are never held all at once (the
+    /// same result as [`parse_directory`] with all of them). Otherwise `self` back: those
+    /// ranges are small (an end record or a fresh tail).
+    pub fn into_directory(self) -> Result<DirectoryParser, Pending> {
+        match self.stage {
+            eocd::Stage::Directory(plan) => Ok(DirectoryParser::new(plan, self.object_size)),
+            _ => Err(self),
+        }
+    }
 }
 
 /// Parses the tail of an archive. `tail` is the object's bytes from `tail_start` to its

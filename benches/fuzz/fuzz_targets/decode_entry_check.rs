@@ -39,6 +39,9 @@ const METHODS: [Method; 7] = [
     Method::Xz,
 ];
 
+/// The zip method codes of [`METHODS`], for the local header.
+const METHOD_CODES: [u16; 7] = [0, 8, 9, 12, 14, 93, 95];
+
 fn budget() -> &'static MemoryBudget {
     static BUDGET: OnceLock<MemoryBudget> = OnceLock::new();
     BUDGET.get_or_init(|| MemoryBudget::new(64 << 20, 8 << 20, Arc::new(Metrics::new())))
@@ -78,7 +81,13 @@ pub fn check(data: &[u8]) -> Outcome {
     object.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
     object.extend_from_slice(&[20, 0]);
     object.extend_from_slice(&flags.to_le_bytes());
-    object.extend_from_slice(&[0; 2 + 4 + 4 + 4 + 4]); // method, time/date, CRC, sizes: unused
+    // Method, CRC and sizes as the directory states them: the entry reader checks that the
+    // local header agrees.
+    object.extend_from_slice(&METHOD_CODES[usize::from(data[0]) % METHODS.len()].to_le_bytes());
+    object.extend_from_slice(&[0; 4]); // time/date
+    object.extend_from_slice(&crc.to_le_bytes());
+    object.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    object.extend_from_slice(&declared.to_le_bytes());
     object.extend_from_slice(&(name.len() as u16).to_le_bytes());
     object.extend_from_slice(&0u16.to_le_bytes());
     object.extend_from_slice(name);

@@ -2,8 +2,8 @@
 
 use std::ops::Range;
 
+use super::directory::DirectoryParser;
 use super::records::{self, le16, le32, le64};
-use super::table::ZipIndex;
 use super::{IndexLimits, Pending, TailOutcome, ZipError, MIN_TAIL_LEN};
 
 const EOCD_SIG: u32 = 0x0605_4b50;
@@ -40,14 +40,29 @@ struct Declared {
 /// Where the central directory will be read from.
 #[derive(Debug, Clone)]
 pub(super) struct Plan {
-    start: u64,
-    size: u64,
-    count: u64,
+    pub start: u64,
+    pub size: u64,
+    pub count: u64,
     /// Added to every stated offset (bytes prepended to the archive).
-    shift: u64,
+    pub shift: u64,
     /// The stated start, when `start` is the shifted guess and the stated offset could not
     /// be checked: tried if the guess does not begin with a central header.
-    fallback: Option<u64>,
+    pub fallback: Option<u64>,
+    /// Most bytes of decoded names the index may hold (`zip.max_directory_bytes`): names
+    /// that grow when decoded cannot take more memory than a directory of the limit.
+    pub max_names: u64,
+}
+
+impl Plan {
+    /// The directory at its stated offset, after the shifted guess failed.
+    pub fn retry_at_stated(self) -> Plan {
+        Plan {
+            start: self.fallback.unwrap_or(self.start),
+            shift: 0,
+            fallback: None,
+            ..self
+        }
+    }
 }
 
 /// Bytes of the object that are at hand: `bytes` start at object offset `start`.
@@ -71,7 +86,7 @@ impl<'a> Window<'a> {
     }
 }
 
-fn need(range: Range<u64>, object_size: u64, stage: Stage) -> TailOutcome {
+pub(super) fn need(range: Range<u64>, object_size: u64, stage: Stage) -> TailOutcome {
     TailOutcome::NeedRange {
         pending: Pending {
             object_size,
@@ -260,6 +275,7 @@ fn locate_directory(
         count,
         shift: 0,
         fallback: None,
+        max_names: limits.max_directory_bytes,
     };
     let shifted = Plan {
         start: anchor - size,
@@ -289,20 +305,20 @@ fn directory(plan: Plan, window: Window<'_>, object_size: u64) -> Result<TailOut
         let range = plan.start..plan.start + plan.size;
         return Ok(need(range, object_size, Stage::Directory(plan)));
     };
-    if let Some(stated) = plan.fallback {
-        if bytes.get(..4) != Some(&records::CENTRAL_HEADER_SIG.to_le_bytes()[..]) {
-            let retry = Plan {
-                start: stated,
-                shift: 0,
-                fallback: None,
-                ..plan
-            };
-            return directory(retry, window, object_size);
-        }
+    let mut parser = DirectoryParser::new(plan, object_size);
+    parser.push(bytes)?;
+    match parser.finish()? {
+        // The shifted guess failed: the stated range may be at hand too.
+        TailOutcome::NeedRange {
+            pending:
+                Pending {
+                    stage: Stage::Directory(retry),
+                    ..
+                },
+            ..
+        } if window.get(retry.start, retry.size).is_some() => directory(retry, window, object_size),
+        outcome => Ok(outcome),
     }
-    let entries = records::parse_entries(bytes, plan.count, plan.shift)?;
-    let range = plan.start..plan.start + plan.size;
-    ZipIndex::build(entries, range, object_size).map(TailOutcome::Complete)
 }
 
 /// Continues a parse with the bytes of `pending.range` (already cut to its length).
@@ -326,6 +342,10 @@ pub(super) fn resume(
             let declared = zip64_declared(bytes, range.start, true)?;
             locate_directory(declared, window, object_size, limits)
         }
-        Stage::Directory(plan) => directory(plan, window, object_size),
+        Stage::Directory(plan) => {
+            let mut parser = DirectoryParser::new(plan, object_size);
+            parser.push(bytes)?;
+            parser.finish()
+        }
     }
 }

@@ -35,70 +35,80 @@ pub(super) struct Entries {
     pub records: Vec<Record>,
 }
 
-/// Parses `count` central directory headers from `dir`, adding `shift` to each local
-/// header offset. The caller has checked `count * 46 <= dir.len()`, so reserving `count`
-/// records is bounded by the bytes present.
-pub(super) fn parse_entries(dir: &[u8], count: u64, shift: u64) -> Result<Entries, ZipError> {
-    let capacity = usize::try_from(count)
-        .unwrap_or(usize::MAX)
-        .min(dir.len() / CENTRAL_HEADER_LEN);
-    let mut records = Vec::with_capacity(capacity);
-    let mut names = String::new();
-    let mut rest = dir;
-    for index in 0..count {
-        let bad = ZipError::BadCentralHeader { index };
-        let header = rest.get(..CENTRAL_HEADER_LEN).ok_or(bad)?;
-        if le32(header, 0) != CENTRAL_HEADER_SIG {
-            return Err(bad);
-        }
-        let name_len = usize::from(le16(header, 28));
-        let extra_len = usize::from(le16(header, 30));
-        let comment_len = usize::from(le16(header, 32));
-        let total = CENTRAL_HEADER_LEN + name_len + extra_len + comment_len;
-        let entry = rest.get(..total).ok_or(bad)?;
-        rest = &rest[total..];
-        let raw_name = &entry[CENTRAL_HEADER_LEN..CENTRAL_HEADER_LEN + name_len];
-        let extra =
-            &entry[CENTRAL_HEADER_LEN + name_len..CENTRAL_HEADER_LEN + name_len + extra_len];
+/// Length of the central header whose fixed 46 bytes start `bytes` (name, extra and
+/// comment included), or `None` when fewer than 46 bytes are given.
+pub(super) fn header_len(bytes: &[u8]) -> Option<usize> {
+    let header = bytes.get(..CENTRAL_HEADER_LEN)?;
+    let name_len = usize::from(le16(header, 28));
+    let extra_len = usize::from(le16(header, 30));
+    let comment_len = usize::from(le16(header, 32));
+    Some(CENTRAL_HEADER_LEN + name_len + extra_len + comment_len)
+}
 
-        let flags = le16(header, 8);
-        let mut compressed = u64::from(le32(header, 20));
-        let mut uncompressed = u64::from(le32(header, 24));
-        let mut offset = u64::from(le32(header, 42));
-        if let Some(zip64) = find_extra(extra, ZIP64_EXTRA_ID) {
-            // Present only for the saturated fields, in this order.
-            let mut values = zip64.chunks_exact(8).map(|c| le64(c, 0));
-            for field in [&mut uncompressed, &mut compressed, &mut offset] {
-                if *field == u64::from(u32::MAX) {
-                    *field = values.next().ok_or(bad)?;
-                }
+/// Longest central header: 46 fixed bytes and three 16-bit lengths.
+pub(super) const MAX_HEADER_LEN: usize = CENTRAL_HEADER_LEN + 3 * u16::MAX as usize;
+
+/// Parses the central header `index` at the start of `bytes`, appending its decoded name
+/// to `names` and adding `shift` to its local header offset. `Ok(None)` when `bytes` end
+/// before the header does; otherwise the record and the header's length.
+pub(super) fn parse_one(
+    bytes: &[u8],
+    index: u64,
+    shift: u64,
+    names: &mut String,
+) -> Result<Option<(Record, usize)>, ZipError> {
+    let bad = ZipError::BadCentralHeader { index };
+    if bytes.len() >= 4 && le32(bytes, 0) != CENTRAL_HEADER_SIG {
+        return Err(bad);
+    }
+    let Some(total) = header_len(bytes) else {
+        return Ok(None);
+    };
+    let Some(entry) = bytes.get(..total) else {
+        return Ok(None);
+    };
+    let header = &entry[..CENTRAL_HEADER_LEN];
+    let name_len = usize::from(le16(header, 28));
+    let extra_len = usize::from(le16(header, 30));
+    let raw_name = &entry[CENTRAL_HEADER_LEN..CENTRAL_HEADER_LEN + name_len];
+    let extra = &entry[CENTRAL_HEADER_LEN + name_len..CENTRAL_HEADER_LEN + name_len + extra_len];
+
+    let flags = le16(header, 8);
+    let mut compressed = u64::from(le32(header, 20));
+    let mut uncompressed = u64::from(le32(header, 24));
+    let mut offset = u64::from(le32(header, 42));
+    if let Some(zip64) = find_extra(extra, ZIP64_EXTRA_ID) {
+        // Present only for the saturated fields, in this order.
+        let mut values = zip64.chunks_exact(8).map(|c| le64(c, 0));
+        for field in [&mut uncompressed, &mut compressed, &mut offset] {
+            if *field == u64::from(u32::MAX) {
+                *field = values.next().ok_or(bad)?;
             }
         }
-        let local_header_offset = offset.checked_add(shift).ok_or(bad)?;
-
-        let name_start = u32::try_from(names.len()).map_err(|_| ZipError::DirectoryTooLarge)?;
-        names::decode_name_into(
-            raw_name,
-            flags & 0x0800 != 0,
-            find_extra(extra, UNICODE_PATH_ID),
-            &mut names,
-        );
-        let name_len =
-            u32::try_from(names.len()).map_err(|_| ZipError::DirectoryTooLarge)? - name_start;
-
-        records.push(Record {
-            local_header_offset,
-            compressed_size: compressed,
-            uncompressed_size: uncompressed,
-            data_end: 0,
-            crc32: le32(header, 16),
-            name_start,
-            name_len,
-            flags,
-            method: le16(header, 10),
-        });
     }
-    Ok(Entries { names, records })
+    let local_header_offset = offset.checked_add(shift).ok_or(bad)?;
+
+    let name_start = u32::try_from(names.len()).map_err(|_| ZipError::DirectoryTooLarge)?;
+    names::decode_name_into(
+        raw_name,
+        flags & 0x0800 != 0,
+        find_extra(extra, UNICODE_PATH_ID),
+        names,
+    );
+    let name_len =
+        u32::try_from(names.len()).map_err(|_| ZipError::DirectoryTooLarge)? - name_start;
+    let record = Record {
+        local_header_offset,
+        compressed_size: compressed,
+        uncompressed_size: uncompressed,
+        data_end: 0,
+        crc32: le32(header, 16),
+        name_start,
+        name_len,
+        flags,
+        method: le16(header, 10),
+    };
+    Ok(Some((record, total)))
 }
 
 /// The data of the first extra field with `id`. A malformed tail (a length running past

@@ -26,7 +26,7 @@ pub(super) struct Record {
 
 /// The central directory of one archive, for lookups by name.
 pub struct ZipIndex {
-    /// All names, in record order.
+    /// All names, in directory order (those of dropped duplicates included).
     names: String,
     /// Sorted by name, one per distinct name.
     records: Vec<Record>,
@@ -42,23 +42,31 @@ fn name_of<'a>(names: &'a str, r: &Record) -> &'a str {
 impl ZipIndex {
     /// Computes `data_end`, rejects overlapping entries, keeps the last of duplicate
     /// names and sorts by name.
+    ///
+    /// Memory beside the records and names it is given: 4 bytes an entry for the order by
+    /// offset, then the stable sort's scratch (half the records, 24 bytes an entry), one
+    /// after the other. The names are not copied: those of dropped duplicates stay in the
+    /// buffer, which the directory's bytes bound anyway.
     pub(super) fn build(
         entries: Entries,
         directory: Range<u64>,
         archive_size: u64,
     ) -> Result<Self, ZipError> {
         let Entries {
-            names: all_names,
+            mut names,
             mut records,
         } = entries;
 
-        let mut order: Vec<usize> = (0..records.len()).collect();
-        order.sort_unstable_by_key(|&i| records[i].local_header_offset);
+        // `records.len() * 46 <= directory size`, so indexes fit in u32 for any directory
+        // under 4 GiB × 46; larger ones were refused by `zip.max_directory_bytes`.
+        let mut order: Vec<u32> =
+            (0..u32::try_from(records.len()).map_err(|_| ZipError::DirectoryTooLarge)?).collect();
+        order.sort_unstable_by_key(|&i| records[i as usize].local_header_offset);
         for (pos, &i) in order.iter().enumerate() {
-            let data_end = order
-                .get(pos + 1)
-                .map_or(directory.start, |&next| records[next].local_header_offset);
-            let record = &mut records[i];
+            let data_end = order.get(pos + 1).map_or(directory.start, |&next| {
+                records[next as usize].local_header_offset
+            });
+            let record = &mut records[i as usize];
             let min_end = record
                 .local_header_offset
                 .checked_add(LOCAL_HEADER_LEN)
@@ -73,19 +81,10 @@ impl ZipIndex {
 
         // Reversed, a stable sort puts the last of equal names first; dedup keeps it.
         records.reverse();
-        records.sort_by(|a, b| name_of(&all_names, a).cmp(name_of(&all_names, b)));
-        records.dedup_by(|later, kept| name_of(&all_names, later) == name_of(&all_names, kept));
+        records.sort_by(|a, b| name_of(&names, a).cmp(name_of(&names, b)));
+        records.dedup_by(|later, kept| name_of(&names, later) == name_of(&names, kept));
         records.shrink_to_fit();
-
-        // Rebuild the buffer in sorted order, without the names of dropped duplicates.
-        let total = records.iter().map(|r| r.name_len as usize).sum();
-        let mut names = String::with_capacity(total);
-        for r in &mut records {
-            let start = names.len();
-            names.push_str(name_of(&all_names, r));
-            // `start <= total <= all_names.len()`, which fit in u32 when parsed.
-            r.name_start = u32::try_from(start).map_err(|_| ZipError::DirectoryTooLarge)?;
-        }
+        names.shrink_to_fit();
 
         Ok(Self {
             names,
@@ -148,8 +147,9 @@ impl ZipIndex {
         self.records.is_empty()
     }
 
-    /// Approximate memory held by the index (its heap buffers plus the struct itself),
-    /// for weighing it in a cache.
+    /// Memory held by the index: the capacity of its two buffers plus the struct itself,
+    /// for weighing it in a cache. At most the directory's bytes plus 2 bytes an entry
+    /// (48-byte records for 46-byte headers) plus what non-UTF-8 names gain when decoded.
     pub fn heap_bytes(&self) -> usize {
         self.names.capacity()
             + self.records.capacity() * std::mem::size_of::<Record>()
