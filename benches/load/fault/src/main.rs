@@ -581,11 +581,19 @@ async fn main() {
         ),
     )
     .unwrap();
+    // Kept after the run: its warnings say why requests failed.
+    let gateway_log = std::env::temp_dir().join(format!("agw-fault-{}.log", std::process::id()));
+    eprintln!(
+        "gateway log (warnings and errors): {}",
+        gateway_log.display()
+    );
     let mut gateway = Command::new(&bin)
         .arg("--config")
         .arg(&config)
         .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
+        .stdout(Stdio::from(
+            std::fs::File::create(&gateway_log).expect("create the gateway's log"),
+        ))
         .stderr(Stdio::inherit())
         .spawn()
         .expect("the gateway starts");
