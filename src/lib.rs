@@ -3,7 +3,8 @@
 //! # Layout
 //! The path of a request, in module order:
 //!
-//! - [`server`]: the listener; HTTP/1.1 and HTTP/2 connections, limits, graceful shutdown.
+//! - [`server`]: the listener; HTTP/1.1 and HTTP/2 connections, limits, graceful shutdown;
+//!   the parser's own refusals swapped for JSON answers.
 //! - [`admin`]: the admin listener: metrics, health, readiness.
 //! - [`metrics`]: the Prometheus registry every part counts into.
 //! - [`app`]: shared state and dispatch of one request; the one place errors become responses.
@@ -16,8 +17,9 @@
 //!   after asking the backend for the job as the caller ([`upstream::jobs`]);
 //!   [`serve::object`] streams an object with ranges and conditional requests ([`http`]),
 //!   [`serve::entry`] one file out of an archive, [`serve::content`] how it is presented.
-//! - [`zip`]: the archive index (pure parser), the cache of open archives, and entry
-//!   decoding with CRC/size verification.
+//! - [`zip`]: the archive index (pure parser, fed as the directory streams in), the cache
+//!   of open archives, entry decoding with CRC/size verification and bounded decoders, and
+//!   the memory budget decoders and archive opens share ([`zip::budget`]).
 //! - [`storage`]: object storage via `object_store`: keys, ranged reads, large-chunk local
 //!   reads, failure mapping.
 //! - [`error`]: the per-request error type and its mapping to status + GitLab JSON.
