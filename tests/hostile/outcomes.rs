@@ -138,11 +138,10 @@ async fn clients_that_leave_mid_download_are_counted_client_gone() {
                 n as u64 + 1
             );
         }
-        let gone = gateway
-            .log()
-            .into_iter()
-            .filter(|l| l.contains("\"route\":\"archive\"") && l.contains("ClientGone"))
-            .count();
+        // The metric moves just before the access line reaches the captured log.
+        let left = |l: &str| l.contains("\"route\":\"archive\"") && l.contains("ClientGone");
+        gateway.wait_for_log_count(2, left).await;
+        let gone = gateway.log().iter().filter(|l| left(l)).count();
         assert_eq!(gone, 2, "{:#?}", gateway.log());
     })
     .await;

@@ -185,6 +185,19 @@ impl Gateway {
         }
     }
 
+    /// Wait until at least `count` log lines satisfy `found`.
+    pub async fn wait_for_log_count(&self, count: usize, found: impl Fn(&str) -> bool) {
+        let started = Instant::now();
+        while self.log().iter().filter(|l| found(l)).count() < count {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "fewer than {count} such log lines:\n{}",
+                self.log().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     fn status_field(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .expect("/proc/<pid>/status");
