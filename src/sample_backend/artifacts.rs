@@ -274,8 +274,14 @@ mod tests {
         let parts: Vec<&str> = key.split('/').collect();
         assert_eq!(parts.len(), 7, "{key}");
         assert_eq!(&parts[..4], &["6b", "86", h, "@final"], "{key}");
-        let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-        assert!(parts[4].len() == 2 && parts[5].len() == 2 && parts[6].len() == 60, "{key}");
+        let hex = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        };
+        assert!(
+            parts[4].len() == 2 && parts[5].len() == 2 && parts[6].len() == 60,
+            "{key}"
+        );
         assert!(parts[4..].iter().all(|p| hex(p)), "{key}");
         assert_ne!(final_store_path(1), key, "a fresh random part each time");
     }

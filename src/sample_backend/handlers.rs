@@ -113,7 +113,10 @@ pub(super) fn respond(state: &mut State, req: &RecordedRequest) -> Result<Reply,
         )));
     }
     let route = routes::route(&req.method, path)?;
-    let archive = matches!(route.endpoint, Endpoint::Archive(_) | Endpoint::ArchiveByRef);
+    let archive = matches!(
+        route.endpoint,
+        Endpoint::Archive(_) | Endpoint::ArchiveByRef
+    );
     if route.endpoint == Endpoint::ArtifactBytes || (archive && !state.archives_in_store) {
         // Answered before any auth check: the marker must show whatever the credentials.
         return Ok(Reply::ArtifactBytes);

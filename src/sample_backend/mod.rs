@@ -142,7 +142,10 @@ impl fmt::Debug for BackendBuilder {
             .field("projects", &self.projects.len())
             .field("jobs", &self.jobs.len())
             .field("gitlab_job_token_rules", &self.gitlab_job_token_rules)
-            .field("artifacts", &self.artifacts.as_ref().map(ArtifactStore::mode))
+            .field(
+                "artifacts",
+                &self.artifacts.as_ref().map(ArtifactStore::mode),
+            )
             .finish_non_exhaustive()
     }
 }
