@@ -9,8 +9,8 @@
 //!   page size, a delay), mutate while running, and inspect afterwards (every request is
 //!   recorded, body included).
 //!
-//! It is not GitLab: it holds no artifact bytes (in its faithful mode they are in S3) and no git data. It keeps these of
-//! GitLab's semantics, because the gateway depends on them:
+//! It is not GitLab: it holds no artifact bytes (in its faithful mode they are in S3) and
+//! no git data. It keeps these of GitLab's semantics, because the gateway depends on them:
 //! - **Credentials:** `PRIVATE-TOKEN`, `private_token`, `Authorization: Bearer`,
 //!   `access_token` (OAuth), `JOB-TOKEN`, `job_token`, then the browser session cookie
 //!   `_gitlab_session`. A token or session matching nothing is 401 even on a public project.
@@ -20,8 +20,8 @@
 //!   "Must be admin to use sudo", a session or job token 403 "Must be authenticated using
 //!   an OAuth or Personal Access Token to use sudo", an unknown user 404 "User Not Found".
 //!   A job token (`job-token-{id}`) works only while that job is running, reads only its
-//!   own project, and is 403 on job actions. No credentials reads public projects only
-//!   and is 401 on job actions.
+//!   own project, and is 403 on job actions (401 under GitLab's job-token rules, below).
+//!   No credentials reads public projects only and is 401 on job actions.
 //! - **Visibility:** a project the caller may not read is 404 "Project Not Found", never
 //!   403; a job of another project is 404 "Job Not Found". Projects are named by numeric
 //!   id or URL-encoded path (`group%2Fapp`), compared case-sensitively after decoding.
@@ -38,8 +38,8 @@
 //!   `X-Frame-Options` and `Content-Security-Policy` on every response.
 //!
 //! Artifact byte paths (`.../jobs/:job_id/artifacts[/*path]`,
-//! `.../jobs/artifacts/:ref/download`, `.../jobs/artifacts/:ref/raw/*path`) are answered
-//! 500 with `X-Sample-Backend: artifact-bytes-requested`, before any credential check:
+//! `.../jobs/artifacts/:ref/download`, `.../jobs/artifacts/:ref/raw/*path`) are, by
+//! default, answered 500 with `X-Sample-Backend: artifact-bytes-requested`, before any credential check:
 //! the gateway must serve those from object storage, and a test that sees the marker
 //! knows it forwarded one.
 //!
