@@ -12,6 +12,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
+use super::artifacts::Body;
 use super::error::ApiError;
 use super::model::{Caller, Credential, State};
 use super::routes::{self, Endpoint};
@@ -45,6 +46,9 @@ pub(super) enum Reply {
     ArtifactBytes,
     /// 301 to an absolute URL on the backend's own host.
     Redirect(String),
+    /// An archive download that passed GitLab's checks: the object key, answered from the
+    /// artifact store (`artifacts`).
+    Archive(String),
 }
 
 impl Reply {
@@ -55,13 +59,13 @@ impl Reply {
 }
 
 /// Serve one request: record it (whole body), answer it, delay, respond.
-pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     // Bodies here are small JSON. A failed read means the body ended short of its framing
     // (the sender went away): like a real server, act on nothing and record nothing; the
     // answer will not be seen.
     let Ok(body) = body.collect().await.map(|c| c.to_bytes()) else {
-        return into_response(Err(ApiError::BadRequest("incomplete body")));
+        return boxed(into_response(Err(ApiError::BadRequest("incomplete body"))));
     };
     let path_and_query = parts
         .uri
@@ -79,7 +83,14 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    into_response(outcome)
+    if let (Ok(Reply::Archive(key)), Some(store)) = (&outcome, &shared.artifacts) {
+        return store.answer(&recorded, key).await;
+    }
+    boxed(into_response(outcome))
+}
+
+fn boxed(response: Response<Full<Bytes>>) -> Response<Body> {
+    response.map(|body| body.map_err(|never| match never {}).boxed_unsync())
 }
 
 /// Answer a recorded request against the state. Order of checks follows GitLab:
@@ -102,7 +113,11 @@ pub(super) fn respond(state: &mut State, req: &RecordedRequest) -> Result<Reply,
         )));
     }
     let route = routes::route(&req.method, path)?;
-    if route.endpoint == Endpoint::ArtifactBytes {
+    let archive = matches!(
+        route.endpoint,
+        Endpoint::Archive(_) | Endpoint::ArchiveByRef
+    );
+    if route.endpoint == Endpoint::ArtifactBytes || (archive && !state.archives_in_store) {
         // Answered before any auth check: the marker must show whatever the credentials.
         return Ok(Reply::ArtifactBytes);
     }
@@ -119,6 +134,14 @@ pub(super) fn respond(state: &mut State, req: &RecordedRequest) -> Result<Reply,
         sudo(&req.headers, &query).as_deref(),
     )?;
     if route.endpoint.is_mutation() && caller == Caller::Anonymous {
+        return Err(ApiError::Unauthorized);
+    }
+    // GitLab looks for a job token only on routes with `job_token_allowed`; elsewhere the
+    // request counts as unauthenticated, and those routes require authentication.
+    if state.gitlab_job_token_rules
+        && matches!(caller, Caller::Job { .. })
+        && !route.endpoint.takes_job_token()
+    {
         return Err(ApiError::Unauthorized);
     }
     let key = route.project.as_str();
@@ -158,6 +181,23 @@ pub(super) fn respond(state: &mut State, req: &RecordedRequest) -> Result<Reply,
             let project = state.writable_project(&caller, key)?;
             state.delete_artifacts(project, id)?;
             Ok(Reply::NoContent)
+        }
+        Endpoint::Archive(id) => {
+            let project = state.readable_project(&caller, key)?.id;
+            state.job_in(project, id)?;
+            Ok(Reply::Archive(state.downloadable_archive(id)?))
+        }
+        Endpoint::ArchiveByRef => {
+            let name = query
+                .iter()
+                .find(|(k, _)| k == "job")
+                .map(|(_, v)| v.as_str())
+                .filter(|v| !v.is_empty())
+                .ok_or(ApiError::BadRequest("job is missing"))?;
+            let project = state.readable_project(&caller, key)?.id;
+            let ref_name = route.ref_name.as_deref().unwrap_or_default();
+            let id = state.latest_successful_job_for_ref(project, ref_name, name)?;
+            Ok(Reply::Archive(state.downloadable_archive(id)?))
         }
         Endpoint::ArtifactBytes => Ok(Reply::ArtifactBytes),
     }
@@ -303,7 +343,8 @@ pub(super) fn into_response(outcome: Result<Reply, ApiError>) -> Response<Full<B
             message_body("301 Moved Permanently"),
             vec![("location", location)],
         ),
-        Ok(Reply::ArtifactBytes) => (
+        // An archive reaches here only without an artifact store: the marker again.
+        Ok(Reply::ArtifactBytes | Reply::Archive(_)) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             json,
             message_body(ARTIFACT_BYTES_MESSAGE),
@@ -323,8 +364,8 @@ pub(super) fn into_response(outcome: Result<Reply, ApiError>) -> Response<Full<B
     if let Some(content_type) = content_type {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     }
-    let common = COMMON_HEADERS.iter().map(|(n, v)| (*n, (*v).to_owned()));
-    for (name, value) in common.chain(extra) {
+    common_headers(headers);
+    for (name, value) in extra {
         // Every value here is ASCII we built (numbers, URL-encoded links); a value that
         // still fails to parse is dropped rather than failing the response.
         if let (Ok(name), Ok(value)) = (
@@ -335,6 +376,13 @@ pub(super) fn into_response(outcome: Result<Reply, ApiError>) -> Response<Full<B
         }
     }
     response
+}
+
+/// The headers GitLab puts on every API response.
+pub(super) fn common_headers(headers: &mut HeaderMap) {
+    for (name, value) in COMMON_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
 }
 
 fn message_body(message: &str) -> String {

@@ -11,7 +11,7 @@ use super::model::{JobStatus, State};
 
 impl State {
     /// The pipeline's overall status, composed from its jobs the way GitLab does, simplified.
-    fn pipeline_status(&self, project_id: u64, pipeline_id: u64) -> JobStatus {
+    pub(super) fn pipeline_status(&self, project_id: u64, pipeline_id: u64) -> JobStatus {
         let statuses: Vec<JobStatus> = self
             .list_jobs(project_id, Some(pipeline_id), &[])
             .iter()

@@ -9,8 +9,8 @@
 //!   page size, a delay), mutate while running, and inspect afterwards (every request is
 //!   recorded, body included).
 //!
-//! It is not GitLab: it holds no artifact bytes and no git data. It keeps these of
-//! GitLab's semantics, because the gateway depends on them:
+//! It is not GitLab: it holds no artifact bytes (in its faithful mode they are in S3) and
+//! no git data. It keeps these of GitLab's semantics, because the gateway depends on them:
 //! - **Credentials:** `PRIVATE-TOKEN`, `private_token`, `Authorization: Bearer`,
 //!   `access_token` (OAuth), `JOB-TOKEN`, `job_token`, then the browser session cookie
 //!   `_gitlab_session`. A token or session matching nothing is 401 even on a public project.
@@ -20,8 +20,8 @@
 //!   "Must be admin to use sudo", a session or job token 403 "Must be authenticated using
 //!   an OAuth or Personal Access Token to use sudo", an unknown user 404 "User Not Found".
 //!   A job token (`job-token-{id}`) works only while that job is running, reads only its
-//!   own project, and is 403 on job actions. No credentials reads public projects only
-//!   and is 401 on job actions.
+//!   own project, and is 403 on job actions (401 under GitLab's job-token rules, below).
+//!   No credentials reads public projects only and is 401 on job actions.
 //! - **Visibility:** a project the caller may not read is 404 "Project Not Found", never
 //!   403; a job of another project is 404 "Job Not Found". Projects are named by numeric
 //!   id or URL-encoded path (`group%2Fapp`), compared case-sensitively after decoding.
@@ -38,17 +38,36 @@
 //!   `X-Frame-Options` and `Content-Security-Policy` on every response.
 //!
 //! Artifact byte paths (`.../jobs/:job_id/artifacts[/*path]`,
-//! `.../jobs/artifacts/:ref/download`, `.../jobs/artifacts/:ref/raw/*path`) are answered
-//! 500 with `X-Sample-Backend: artifact-bytes-requested`, before any credential check:
+//! `.../jobs/artifacts/:ref/download`, `.../jobs/artifacts/:ref/raw/*path`) are, by
+//! default, answered 500 with `X-Sample-Backend: artifact-bytes-requested`, before any credential check:
 //! the gateway must serve those from object storage, and a test that sees the marker
 //! knows it forwarded one.
 //!
-//! Layout: `model` (users, projects, jobs, permissions, job actions), `job_json`
+//! **GitLab-faithful mode** (off by default; for a gateway that finds archives through
+//! GitLab's own routes), switched on piece by piece:
+//! - [`BackendBuilder::gitlab_job_token_rules`]: job tokens (all three forms) work only
+//!   where GitLab's routes say `job_token_allowed` (the job lists and artifact downloads);
+//!   `GET .../jobs/:job_id`, the trace and the job actions answer them 401. A job token
+//!   still reads only its own project (404 elsewhere).
+//! - [`BackendBuilder::artifacts_in`] with an [`ArtifactStore`]: each archive lives in S3
+//!   at GitLab's hashed key `sha256(project_id)[0..2]/[2..4]/sha256(project_id)/@final/
+//!   xx/yy/<60 hex>` ([`SampleBackend::archive_key`]), chosen once per archive. The two
+//!   archive routes check access like GitLab (project 404, job 404, then no, expired or
+//!   erased archive → 404 "404 Not found"; by ref: the newest *successful* pipeline of the
+//!   ref, the named job in it) and then answer by [`DownloadMode`]: `Redirect` → 302 to a
+//!   freshly presigned URL (HEAD: 303 to a presigned HEAD URL), `Proxy` → storage's
+//!   200/206/304/412/416 streamed with `Range` and `If-*` passed through. The single-file
+//!   routes keep the marker; the trace is still answered from the job's text, as GitLab's
+//!   Rails does.
+//!
+//! Layout: `model` (users, projects, jobs, permissions, job actions), `artifacts` (the
+//! object keys and the archive answers of the GitLab-faithful mode), `job_json`
 //! (GitLab's job object), `routes` (pure path, parameter and pagination logic),
 //! `handlers` (the HTTP edge and the one error-to-response mapping), `error` (refusals
 //! and their GitLab messages), `sample_data` (the demo dataset); this file holds the
 //! public API and the server loop.
 
+mod artifacts;
 mod error;
 mod handlers;
 mod job_json;
@@ -70,6 +89,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
+pub use artifacts::{ArtifactStore, DownloadMode};
 pub use model::{JobSpec, JobStatus, Visibility};
 
 use model::{Project, State};
@@ -101,7 +121,7 @@ impl RecordedRequest {
 }
 
 /// Describes a backend before it starts.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct BackendBuilder {
     /// `(username, token)`.
     users: Vec<(String, String)>,
@@ -112,6 +132,22 @@ pub struct BackendBuilder {
     jobs: Vec<JobSpec>,
     per_page: Option<usize>,
     delay: Duration,
+    gitlab_job_token_rules: bool,
+    artifacts: Option<ArtifactStore>,
+}
+
+impl fmt::Debug for BackendBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackendBuilder")
+            .field("projects", &self.projects.len())
+            .field("jobs", &self.jobs.len())
+            .field("gitlab_job_token_rules", &self.gitlab_job_token_rules)
+            .field(
+                "artifacts",
+                &self.artifacts.as_ref().map(ArtifactStore::mode),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl BackendBuilder {
@@ -176,6 +212,22 @@ impl BackendBuilder {
         self
     }
 
+    /// GitLab's job-token rule: a CI job token (`JOB-TOKEN`, `job_token`, or `Authorization:
+    /// Bearer`) is accepted only on the job lists and the artifact downloads; everywhere
+    /// else (`GET .../jobs/:job_id`, the trace, job actions) it is 401 "401 Unauthorized".
+    pub fn gitlab_job_token_rules(mut self) -> Self {
+        self.gitlab_job_token_rules = true;
+        self
+    }
+
+    /// Answer the two archive routes (`.../jobs/:job_id/artifacts` and
+    /// `.../jobs/artifacts/:ref/download?job=`) as GitLab with object storage does, from
+    /// `store`; see [`SampleBackend::archive_key`] for where to put each archive.
+    pub fn artifacts_in(mut self, store: ArtifactStore) -> Self {
+        self.artifacts = Some(store);
+        self
+    }
+
     /// The demo dataset: users `demo`/`demo-token` and `outsider`/`outsider-token`,
     /// public project 1 `demo/app` and private project 2 `demo/secret` (both with member
     /// `demo`), and jobs 101–107 and 201; see the table in `sample_data.rs`.
@@ -207,6 +259,8 @@ impl BackendBuilder {
                 .unwrap_or(DEFAULT_PER_PAGE)
                 .clamp(1, routes::MAX_PER_PAGE),
             base_url: format!("http://{addr}"),
+            gitlab_job_token_rules: self.gitlab_job_token_rules,
+            archives_in_store: self.artifacts.is_some(),
             ..State::default()
         };
         for job in self.jobs {
@@ -216,6 +270,7 @@ impl BackendBuilder {
             state: Mutex::new(state),
             log: Mutex::new(Vec::new()),
             delay: Mutex::new(self.delay),
+            artifacts: self.artifacts,
         });
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         Ok(SampleBackend { addr, shared, task })
@@ -274,6 +329,14 @@ impl SampleBackend {
         let record = state.jobs.get_mut(&id);
         let record = record.unwrap_or_else(|| panic!("sample backend has no job {id}"));
         f(&mut record.spec);
+        state.sync_archive_keys();
+    }
+
+    /// The object key of job `id`'s archive, GitLab's hashed `@final` path, chosen once
+    /// when the archive appeared (a new archive after erase gets a new key); `None` while
+    /// the job has none. Upload the archive's bytes there.
+    pub fn archive_key(&self, id: u64) -> Option<String> {
+        self.shared.state().archive_keys.get(&id).cloned()
     }
 
     /// Job `id` as it is now.
@@ -313,6 +376,7 @@ struct Shared {
     state: Mutex<State>,
     log: Mutex<Vec<RecordedRequest>>,
     delay: Mutex<Duration>,
+    artifacts: Option<ArtifactStore>,
 }
 
 impl Shared {

@@ -93,6 +93,8 @@ pub struct JobSpec {
     /// The live log text served by `GET .../jobs/:job_id/trace`.
     pub trace: String,
     pub tag: bool,
+    /// The archive has expired: GitLab's archive routes answer 404 (the JSON still lists it).
+    pub archive_expired: bool,
 }
 
 impl JobSpec {
@@ -112,6 +114,7 @@ impl JobSpec {
             has_trace: true,
             trace: String::new(),
             tag: false,
+            archive_expired: false,
         }
     }
 
@@ -196,6 +199,12 @@ pub(super) struct State {
     pub(super) per_page: usize,
     /// `http://127.0.0.1:PORT`, for `web_url` and the `Link` header.
     pub(super) base_url: String,
+    /// GitLab's rule: job tokens only on the routes that allow them (`job_token_allowed`).
+    pub(super) gitlab_job_token_rules: bool,
+    /// Archive routes answer from object storage (see `artifacts`), not with the marker.
+    pub(super) archives_in_store: bool,
+    /// Job id → the object key of its archive, chosen once when the archive appears.
+    pub(super) archive_keys: BTreeMap<u64, String>,
 }
 
 /// The running-job token for job `id`.
@@ -406,6 +415,7 @@ impl State {
         spec.has_trace = false;
         spec.trace.clear();
         record.erased = true;
+        self.archive_keys.remove(&job_id);
         Ok(job_id)
     }
 
@@ -441,7 +451,62 @@ impl State {
         }
         spec.has_archive = false;
         spec.archive_size = 0;
+        self.archive_keys.remove(&job_id);
         Ok(())
+    }
+
+    /// Give every job with an archive its object key (once), and forget the keys of jobs
+    /// that lost theirs. Called after any change to the jobs.
+    pub(super) fn sync_archive_keys(&mut self) {
+        let jobs = &self.jobs;
+        self.archive_keys
+            .retain(|id, _| jobs.get(id).is_some_and(|r| r.spec.has_archive));
+        for record in self.jobs.values() {
+            let spec = &record.spec;
+            if spec.has_archive && !self.archive_keys.contains_key(&spec.id) {
+                let key = super::artifacts::final_store_path(spec.project_id);
+                self.archive_keys.insert(spec.id, key);
+            }
+        }
+    }
+
+    /// The object key of job `job_id`'s archive if it can be downloaded (present, not
+    /// expired); otherwise GitLab's 404.
+    pub(super) fn downloadable_archive(&self, job_id: u64) -> Result<String, ApiError> {
+        let spec = &self.jobs.get(&job_id).ok_or(ApiError::JobNotFound)?.spec;
+        if !spec.has_archive || spec.archive_expired {
+            return Err(ApiError::NotFound);
+        }
+        self.archive_keys
+            .get(&job_id)
+            .cloned()
+            .ok_or(ApiError::NotFound)
+    }
+
+    /// GitLab's by-ref rule: the newest pipeline of `ref_name` whose status is success,
+    /// and in it the job called `name` with a downloadable archive. A newer pipeline that
+    /// is not successful hides older ones; a successful one without the job is 404.
+    pub(super) fn latest_successful_job_for_ref(
+        &self,
+        project_id: u64,
+        ref_name: &str,
+        name: &str,
+    ) -> Result<u64, ApiError> {
+        let pipeline = self
+            .jobs
+            .values()
+            .filter(|r| r.spec.project_id == project_id && r.spec.ref_name == ref_name)
+            .map(|r| r.spec.pipeline_id)
+            .collect::<BTreeSet<u64>>()
+            .into_iter()
+            .rev()
+            .find(|p| self.pipeline_status(project_id, *p) == JobStatus::Success)
+            .ok_or(ApiError::NotFound)?;
+        self.list_jobs(project_id, Some(pipeline), &[])
+            .into_iter()
+            .find(|r| r.spec.name == name && r.spec.has_archive && !r.spec.archive_expired)
+            .map(|r| r.spec.id)
+            .ok_or(ApiError::NotFound)
     }
 
     /// Add or replace a job.
@@ -452,5 +517,6 @@ impl State {
             artifacts_kept: false,
         };
         self.jobs.insert(record.spec.id, record);
+        self.sync_archive_keys();
     }
 }

@@ -29,11 +29,28 @@ pub(super) enum Endpoint {
     Play(u64),
     KeepArtifacts(u64),
     DeleteArtifacts(u64),
-    /// Any artifact byte path: the gateway must answer these from object storage.
+    /// `GET|HEAD .../jobs/:job_id/artifacts`: the archive of one job.
+    Archive(u64),
+    /// `GET|HEAD .../jobs/artifacts/:ref/download?job=NAME`; the ref is in [`Route::ref_name`].
+    ArchiveByRef,
+    /// A single-file path (by job id or `raw` by ref): the gateway must never ask these.
     ArtifactBytes,
 }
 
 impl Endpoint {
+    /// Routes GitLab marks `job_token_allowed`: the job lists and the archive downloads
+    /// (the single-file routes too, but those are never answered here).
+    pub(super) fn takes_job_token(self) -> bool {
+        matches!(
+            self,
+            Endpoint::ListJobs
+                | Endpoint::PipelineJobs(_)
+                | Endpoint::Archive(_)
+                | Endpoint::ArchiveByRef
+                | Endpoint::ArtifactBytes
+        )
+    }
+
     /// Job actions: they need a project member's personal token.
     pub(super) fn is_mutation(self) -> bool {
         matches!(
@@ -53,6 +70,8 @@ impl Endpoint {
 pub(super) struct Route {
     pub(super) project: String,
     pub(super) endpoint: Endpoint,
+    /// The decoded ref of a by-ref download.
+    pub(super) ref_name: Option<String>,
 }
 
 /// A path the API knows, before the method is considered.
@@ -65,6 +84,7 @@ enum Resource {
     Action(u64, Action),
     JobArtifacts(u64),
     Keep(u64),
+    Download,
     ArtifactBytes,
 }
 
@@ -95,9 +115,9 @@ impl Resource {
                 Some(Endpoint::DeleteArtifacts(j))
             }
             Resource::Keep(j) if method == Method::POST => Some(Endpoint::KeepArtifacts(j)),
-            Resource::JobArtifacts(_) | Resource::Keep(_) | Resource::ArtifactBytes => {
-                read.then_some(Endpoint::ArtifactBytes)
-            }
+            Resource::JobArtifacts(j) => read.then_some(Endpoint::Archive(j)),
+            Resource::Download => read.then_some(Endpoint::ArchiveByRef),
+            Resource::Keep(_) | Resource::ArtifactBytes => read.then_some(Endpoint::ArtifactBytes),
         }
     }
 
@@ -127,7 +147,17 @@ pub(super) fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
     let project = percent_decode_str(project_raw)
         .decode_utf8_lossy()
         .into_owned();
-    Ok(Route { project, endpoint })
+    let ref_name = (endpoint == Endpoint::ArchiveByRef).then(|| {
+        let ref_segments = &tail[2..tail.len() - 1];
+        percent_decode_str(&ref_segments.join("/"))
+            .decode_utf8_lossy()
+            .into_owned()
+    });
+    Ok(Route {
+        project,
+        endpoint,
+        ref_name,
+    })
 }
 
 fn resource(tail: &[&str]) -> Option<Resource> {
@@ -158,7 +188,11 @@ fn by_ref_resource(tail: &[&str]) -> Option<Resource> {
         .iter()
         .enumerate()
         .any(|(i, s)| *s == "raw" && i >= 1 && i + 1 < tail.len());
-    (download || raw).then_some(Resource::ArtifactBytes)
+    if raw {
+        Some(Resource::ArtifactBytes)
+    } else {
+        download.then_some(Resource::Download)
+    }
 }
 
 /// A path id: ASCII digits only (no sign, no spaces).
@@ -339,12 +373,12 @@ mod tests {
             (
                 Method::GET,
                 format!("{p}/jobs/7/artifacts"),
-                Endpoint::ArtifactBytes,
+                Endpoint::Archive(7),
             ),
             (
                 Method::HEAD,
                 format!("{p}/jobs/7/artifacts"),
-                Endpoint::ArtifactBytes,
+                Endpoint::Archive(7),
             ),
             (
                 Method::GET,
@@ -359,12 +393,12 @@ mod tests {
             (
                 Method::GET,
                 format!("{p}/jobs/artifacts/main/download"),
-                Endpoint::ArtifactBytes,
+                Endpoint::ArchiveByRef,
             ),
             (
                 Method::GET,
                 format!("{p}/jobs/artifacts/feature/x/download"),
-                Endpoint::ArtifactBytes,
+                Endpoint::ArchiveByRef,
             ),
             (
                 Method::GET,
@@ -412,6 +446,18 @@ mod tests {
         for (method, path, allow) in cases {
             assert_eq!(ep(method, &path), Err(ApiError::MethodNotAllowed(allow)));
         }
+    }
+
+    #[test]
+    fn by_ref_download_names_its_ref() {
+        let r = route(
+            &Method::GET,
+            "/api/v4/projects/1/jobs/artifacts/feature/x%2By/download",
+        )
+        .unwrap();
+        assert_eq!(r.ref_name.as_deref(), Some("feature/x+y"));
+        let r = route(&Method::GET, "/api/v4/projects/1/jobs/7/artifacts").unwrap();
+        assert_eq!(r.ref_name, None);
     }
 
     #[test]

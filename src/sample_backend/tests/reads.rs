@@ -388,3 +388,51 @@ async fn query_splits_on_semicolons_like_rack() {
     .await;
     assert_eq!(r.json()["id"], 201);
 }
+
+#[tokio::test]
+async fn gitlab_job_token_rules_allow_job_tokens_only_on_lists_and_downloads() {
+    let b = BackendBuilder::sample_data()
+        .gitlab_job_token_rules()
+        .start()
+        .await
+        .unwrap();
+    let forms = [
+        (String::new(), vec![("JOB-TOKEN", "job-token-106")]),
+        (
+            String::new(),
+            vec![("Authorization", "Bearer job-token-106")],
+        ),
+        ("?job_token=job-token-106".to_owned(), vec![]),
+    ];
+    for (query, headers) in &forms {
+        for target in [
+            format!("{P1}/jobs/101{query}"),
+            format!("{P1}/jobs/106/trace{query}"),
+        ] {
+            let r = get(&b, &target, headers).await;
+            assert_eq!(
+                (r.status, r.message().as_str()),
+                (401, "401 Unauthorized"),
+                "{target} {headers:?}"
+            );
+        }
+        let r = post(&b, &format!("{P1}/jobs/105/play{query}"), headers).await;
+        assert_eq!(r.status, 401, "job actions take no job token either");
+        for target in [
+            format!("{P1}/jobs{query}"),
+            format!("{P1}/pipelines/13/jobs{query}"),
+        ] {
+            assert_eq!(get(&b, &target, headers).await.status, 200, "{target}");
+        }
+        let r = get(&b, &format!("{P2}/jobs{query}"), headers).await;
+        assert_eq!(
+            (r.status, r.message().as_str()),
+            (404, "404 Project Not Found")
+        );
+    }
+    // Personal tokens are untouched.
+    assert_eq!(
+        get(&b, &format!("{P1}/jobs/101"), &[DEMO]).await.status,
+        200
+    );
+}
