@@ -160,20 +160,24 @@ fn is_identity_param(name: &str) -> bool {
 
 /// Length-prefixed so that no two different input lists hash the same bytes.
 fn digest(headers: &[(HeaderName, HeaderValue)], params: &[String]) -> Fingerprint {
+    let headers = headers
+        .iter()
+        .flat_map(|(name, value)| [name.as_str().as_bytes(), value.as_bytes()]);
+    let params = params.iter().map(String::as_bytes);
+    Fingerprint(length_prefixed_sha256(
+        headers.chain([b"\0query".as_slice()]).chain(params),
+    ))
+}
+
+/// SHA-256 of `parts`, each preceded by its length, so that two different sequences of
+/// parts never hash the same bytes.
+pub(crate) fn length_prefixed_sha256<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {
     let mut hasher = Sha256::new();
-    let mut feed = |part: &[u8]| {
+    for part in parts {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part);
-    };
-    for (name, value) in headers {
-        feed(name.as_str().as_bytes());
-        feed(value.as_bytes());
     }
-    feed(b"\0query");
-    for pair in params {
-        feed(pair.as_bytes());
-    }
-    Fingerprint(hasher.finalize().into())
+    hasher.finalize().into()
 }
 
 /// Parameter names whose values are never logged: the identity parameters' tokens and

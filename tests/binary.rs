@@ -9,14 +9,6 @@ use std::time::{Duration, Instant};
 
 use artifact_gateway::sample_backend::BackendBuilder;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn sigterm_lets_a_download_in_flight_finish_and_logs_are_json() {
     let backend = BackendBuilder::sample_data().start().await.unwrap();
@@ -27,7 +19,7 @@ async fn sigterm_lets_a_download_in_flight_finish_and_logs_are_json() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
     std::fs::write(storage.join("1/104/artifacts.zip"), &archive).unwrap();
-    let (port, admin) = (free_port(), free_port());
+    let (port, admin) = (common::free_port(), common::free_port());
     let config = storage.join("gateway.toml");
     std::fs::write(
         &config,

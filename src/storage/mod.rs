@@ -259,12 +259,13 @@ fn pinned_meta(
     Ok((meta, pin))
 }
 
-/// `If-Match` semantics, as `object_store` applies them: `*` or any listed ETag matches.
+/// `If-Match` as `object_store` applies it: `*` or any listed ETag matches.
 fn etag_matches(if_match: Option<&str>, etag: Option<&str>) -> bool {
-    let Some(wanted) = if_match else {
-        return true;
-    };
-    wanted == "*" || wanted.split(',').map(str::trim).any(|w| Some(w) == etag)
+    match (if_match, etag) {
+        (None, _) => true,
+        (Some(wanted), Some(etag)) => crate::http::conditional::etag_list_matches(wanted, etag),
+        (Some(wanted), None) => wanted.trim() == "*",
+    }
 }
 
 /// A local read failure; a file that changed under the reader says so in the log.

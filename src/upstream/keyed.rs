@@ -19,7 +19,6 @@
 //! fingerprint ([`Credentials::unkeyable`]) are never keyed: callers bypass the cache.
 
 use http::{header, HeaderMap, HeaderValue, Request};
-use sha2::{Digest, Sha256};
 
 use super::cache::{CacheKey, Scope};
 use crate::auth::Credentials;
@@ -108,21 +107,15 @@ impl KeyedGet {
 /// Length-prefixed, in the order sent, so that two different requests never hash the same
 /// bytes. `HeaderMap` iterates a name's values in the order they were appended.
 fn digest(path_and_query: &str, headers: &HeaderMap) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    let mut feed = |part: &[u8]| {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part);
-    };
-    feed(path_and_query.as_bytes());
     let mut names: Vec<_> = headers.keys().collect();
     names.sort_by_key(|n| n.as_str());
-    for name in names {
-        for value in headers.get_all(name) {
-            feed(name.as_str().as_bytes());
-            feed(value.as_bytes());
-        }
-    }
-    hasher.finalize().into()
+    let headers = names.into_iter().flat_map(|name| {
+        headers
+            .get_all(name)
+            .into_iter()
+            .flat_map(move |value| [name.as_str().as_bytes(), value.as_bytes()])
+    });
+    crate::auth::length_prefixed_sha256(std::iter::once(path_and_query.as_bytes()).chain(headers))
 }
 
 #[cfg(test)]

@@ -232,16 +232,7 @@ async fn stream_directory(
     etag: Option<String>,
 ) -> Result<TailOutcome, OpenError> {
     if range.start < tail_start {
-        let read_end = range.end.min(tail_start);
-        let object = storage
-            .get(
-                ReadKind::ZipDirectory,
-                path,
-                Some(GetRange::Bounded(range.start..read_end)),
-                etag,
-            )
-            .await?;
-        let mut body = object.body;
+        let mut body = read_before_tail(storage, path, &range, tail_start, etag).await?;
         while parser.wants_bytes() {
             let Some(chunk) = body.try_next().await? else {
                 break;
@@ -250,12 +241,37 @@ async fn stream_directory(
         }
     }
     if range.end > tail_start && parser.wants_bytes() {
-        let from = usize::try_from(range.start.saturating_sub(tail_start))
-            .map_err(|_| ZipError::Truncated)?;
-        let to = usize::try_from(range.end - tail_start).map_err(|_| ZipError::Truncated)?;
-        parser.push(tail.get(from..to).ok_or(ZipError::Truncated)?)?;
+        let in_tail = range.start.max(tail_start)..range.end;
+        parser.push(tail_slice(tail, tail_start, in_tail)?)?;
     }
     Ok(parser.finish()?)
+}
+
+/// The part of `range` that lies in the tail (`tail` starts at `tail_start`).
+fn tail_slice(tail: &Bytes, tail_start: u64, range: Range<u64>) -> Result<&[u8], ZipError> {
+    let from = usize::try_from(range.start - tail_start).map_err(|_| ZipError::Truncated)?;
+    let to = usize::try_from(range.end - tail_start).map_err(|_| ZipError::Truncated)?;
+    tail.get(from..to).ok_or(ZipError::Truncated)
+}
+
+/// One ranged read of the part of `range` before the tail, with the ETag as precondition.
+async fn read_before_tail(
+    storage: &Storage,
+    path: &Path,
+    range: &Range<u64>,
+    tail_start: u64,
+    etag: Option<String>,
+) -> Result<crate::storage::ByteStream, OpenError> {
+    let read_end = range.end.min(tail_start);
+    let object = storage
+        .get(
+            ReadKind::ZipDirectory,
+            path,
+            Some(GetRange::Bounded(range.start..read_end)),
+            etag,
+        )
+        .await?;
+    Ok(object.body)
 }
 
 /// What reading `bytes` whole (the tail, a small range) and parsing them holds at most:
@@ -282,32 +298,21 @@ async fn read_range(
     etag: Option<String>,
 ) -> Result<Bytes, OpenError> {
     if range.start >= tail_start {
-        let from = usize::try_from(range.start - tail_start).map_err(|_| ZipError::Truncated)?;
-        let to = usize::try_from(range.end.saturating_sub(tail_start))
-            .map_err(|_| ZipError::Truncated)?;
-        return tail
-            .get(from..to.min(tail.len()))
-            .map(|b| tail.slice_ref(b))
-            .ok_or(ZipError::Truncated.into());
+        // Cut at the tail's end, as before; a start past it is truncated.
+        let end = range.end.min(tail_start + tail.len() as u64);
+        let bytes = tail_slice(tail, tail_start, range.start..end)?;
+        return Ok(tail.slice_ref(bytes));
     }
     // Read only up to where the tail starts and join the two.
     let read_end = range.end.min(tail_start);
-    let object = storage
-        .get(
-            ReadKind::ZipDirectory,
-            path,
-            Some(GetRange::Bounded(range.start..read_end)),
-            etag,
-        )
-        .await?;
-    let head = collect(object.body, read_end - range.start).await?;
+    let body = read_before_tail(storage, path, &range, tail_start, etag).await?;
+    let head = collect(body, read_end - range.start).await?;
     if range.end <= tail_start {
         return Ok(head);
     }
     let mut joined = BytesMut::with_capacity((range.end - range.start) as usize);
     joined.extend_from_slice(&head);
-    let rest = usize::try_from(range.end - tail_start).map_err(|_| ZipError::Truncated)?;
-    joined.extend_from_slice(tail.get(..rest).ok_or(ZipError::Truncated)?);
+    joined.extend_from_slice(tail_slice(tail, tail_start, tail_start..range.end)?);
     Ok(joined.freeze())
 }
 

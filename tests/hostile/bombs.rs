@@ -239,14 +239,7 @@ fn assert_bad_archive(outcome: &Outcome, reason: &str, what: &str) {
 
 /// `storage_read_bytes_total{kind}` from the admin listener.
 async fn storage_bytes(gateway: &Gateway, kind: &str) -> u64 {
-    let text = client()
-        .get(format!("http://{}/metrics", gateway.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gateway.metrics().await;
     let needle = format!("storage_read_bytes_total{{kind=\"{kind}\"}} ");
     text.lines()
         .find_map(|l| {

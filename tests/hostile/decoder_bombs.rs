@@ -520,14 +520,7 @@ async fn memory_budget_spent_answers_503_and_is_released() {
             crate::common::json(refused).await,
             serde_json::json!({"message": "503 Service Unavailable"})
         );
-        let metrics = crate::common::client()
-            .get(format!("http://{}/metrics", s.gateway.admin))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = s.gateway.metrics().await;
         assert!(
             metrics.contains("artifact_gateway_rejected_total{limit=\"memory_budget\"} 1"),
             "{metrics}"

@@ -7,20 +7,13 @@ use std::time::Duration;
 
 use artifact_gateway::sample_backend::{BackendBuilder, SampleBackend};
 
-use crate::common::{client, fixture};
-use crate::support::{raw_exchange, statuses, within, Gateway, TempDir};
+use crate::common::client;
+use crate::support::{raw_exchange, statuses, within, Case, Gateway, TempDir};
 
 const JOB: &str = "/api/v4/projects/1/jobs/104";
 /// A request line the backend must only ever see if a client sent it as a request.
 const SMUGGLED: &str = "/api/v4/projects/1/jobs/smuggled";
 const QUIET: Duration = Duration::from_millis(1500);
-
-struct Case {
-    backend: SampleBackend,
-    gateway: Gateway,
-    archive: Vec<u8>,
-    _storage: TempDir,
-}
 
 /// The gateway with `upstream.response_timeout` at its default (30 s), so a request the
 /// backend waits on shows as a stall far past the bounds below.
@@ -30,18 +23,7 @@ async fn start() -> Case {
 
 /// A case whose gateway runs with `overrides` (TOML) over the defaults.
 async fn start_with(overrides: &str) -> Case {
-    let backend = BackendBuilder::sample_data().start().await.unwrap();
-    let storage = TempDir::new("framing");
-    let archive = fixture("python-stored.zip");
-    storage.write("1/104/artifacts.zip", &archive);
-    let gateway = Gateway::spawn(&backend.url(), &storage.url(), overrides).await;
-    gateway.reset_peak();
-    Case {
-        backend,
-        gateway,
-        archive,
-        _storage: storage,
-    }
+    Case::start("framing", "1/104/artifacts.zip", overrides).await
 }
 
 fn never_smuggled(backend: &SampleBackend) {

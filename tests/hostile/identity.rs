@@ -5,39 +5,20 @@
 
 use std::time::Duration;
 
-use artifact_gateway::sample_backend::{BackendBuilder, SampleBackend};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 
-use crate::common::{client, fixture};
-use crate::support::{within, Gateway, TempDir};
+use crate::common::client;
+use crate::support::{within, Case};
 
 /// Job 201 of private project 2: only `demo` (a member) may see it.
 const PRIVATE_JOB: &str = "/projects/2/jobs/201";
 const PRIVATE_ARCHIVE: &str = "/projects/2/jobs/201/artifacts";
 const BOUND: Duration = Duration::from_secs(20);
 
-struct Case {
-    backend: SampleBackend,
-    gateway: Gateway,
-    archive: Vec<u8>,
-    _storage: TempDir,
-}
-
 async fn start() -> Case {
-    let backend = BackendBuilder::sample_data().start().await.unwrap();
-    let storage = TempDir::new("identity");
-    let archive = fixture("python-stored.zip");
-    storage.write("2/201/artifacts.zip", &archive);
-    let gateway = Gateway::spawn(&backend.url(), &storage.url(), "").await;
-    gateway.reset_peak();
-    Case {
-        backend,
-        gateway,
-        archive,
-        _storage: storage,
-    }
+    Case::start("identity", "2/201/artifacts.zip", "").await
 }
 
 /// One request as `(header, value)` pairs and a query, through `base`.

@@ -9,14 +9,7 @@ use crate::support::{within, Gateway, TempDir};
 
 /// `aborted_streams_total{reason=...}` from the admin listener.
 async fn aborted(gateway: &Gateway, reason: &str) -> u64 {
-    let text = crate::common::client()
-        .get(format!("http://{}/metrics", gateway.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gateway.metrics().await;
     let label = format!("reason=\"{reason}\"");
     text.lines()
         .filter(|l| l.contains("aborted_streams_total") && l.contains(&label))

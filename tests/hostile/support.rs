@@ -62,14 +62,6 @@ pub struct Gateway {
     _config_dir: TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Merge `overrides` into `base`, tables recursively, other values replaced.
 fn merge(base: &mut toml::Table, overrides: toml::Table) {
     for (key, value) in overrides {
@@ -87,7 +79,7 @@ impl Gateway {
     /// is TOML merged over that base (e.g. `"[zip]\nmax_entries = 10\n"`). Returns once the
     /// admin listener answers `/-/health`.
     pub async fn spawn(upstream: &str, storage_url: &str, overrides: &str) -> Self {
-        let (port, admin_port) = (free_port(), free_port());
+        let (port, admin_port) = (crate::common::free_port(), crate::common::free_port());
         let mut config: toml::Table = toml::from_str(&format!(
             "listen = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n\
              [log]\nformat = \"json\"\n\
@@ -198,6 +190,18 @@ impl Gateway {
         }
     }
 
+    /// The admin listener's Prometheus text.
+    pub async fn metrics(&self) -> String {
+        crate::common::client()
+            .get(format!("http://{}/metrics", self.admin))
+            .send()
+            .await
+            .expect("the admin listener answers")
+            .text()
+            .await
+            .expect("a metrics body")
+    }
+
     fn status_field(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .expect("/proc/<pid>/status");
@@ -285,5 +289,34 @@ pub async fn within<T>(
     match tokio::time::timeout(bound, case).await {
         Ok(value) => value,
         Err(_) => panic!("{what}: not done within {bound:?}"),
+    }
+}
+
+/// The sample backend, one fixture archive in local storage at `key`, and the real binary
+/// in front of them with `overrides`; the peak RSS is reset once it is up.
+pub struct Case {
+    pub backend: artifact_gateway::sample_backend::SampleBackend,
+    pub gateway: Gateway,
+    pub archive: Vec<u8>,
+    _storage: TempDir,
+}
+
+impl Case {
+    pub async fn start(label: &str, key: &str, overrides: &str) -> Self {
+        let backend = artifact_gateway::sample_backend::BackendBuilder::sample_data()
+            .start()
+            .await
+            .unwrap();
+        let storage = TempDir::new(label);
+        let archive = crate::common::fixture("python-stored.zip");
+        storage.write(key, &archive);
+        let gateway = Gateway::spawn(&backend.url(), &storage.url(), overrides).await;
+        gateway.reset_peak();
+        Self {
+            backend,
+            gateway,
+            archive,
+            _storage: storage,
+        }
     }
 }
