@@ -250,6 +250,17 @@ async fn storage_bytes(gateway: &Gateway, kind: &str) -> u64 {
 }
 
 /// Current RSS in MiB, the base a case's bound is added to.
+/// Job 1's archive with a 250 MiB directory, and the gateway in front of it with
+/// `zip.max_directory_bytes = cap`; the base RSS (MiB) is taken with the peak reset.
+async fn one_big_archive(label: &str, cap: &str) -> (TempDir, SampleBackend, Gateway, u64) {
+    let storage = TempDir::new(label);
+    write_big_archive(&storage.path().join(key(1)));
+    let backend = backend([1]).await;
+    let gateway = Gateway::spawn(&backend.url(), &storage.url(), &big_config(cap)).await;
+    let base = base_mib(&gateway);
+    (storage, backend, gateway, base)
+}
+
 fn base_mib(gateway: &Gateway) -> u64 {
     gateway.reset_peak();
     gateway.rss_kib() / 1024
@@ -378,11 +389,7 @@ async fn assert_big_entries(gateway: &Gateway, job: u64) {
 /// Defect 5: a 250 MiB central directory peaked at 2.1 × its size per open.
 #[tokio::test]
 async fn opening_a_250_mib_directory_uses_at_most_1_2_times_its_size() {
-    let storage = TempDir::new("bomb-bigdir");
-    write_big_archive(&storage.path().join(key(1)));
-    let backend = backend([1]).await;
-    let gateway = Gateway::spawn(&backend.url(), &storage.url(), &big_config("300MiB")).await;
-    let base = base_mib(&gateway);
+    let (_storage, _backend, gateway, base) = one_big_archive("bomb-bigdir", "300MiB").await;
     let started = Instant::now();
     within(
         Duration::from_secs(240),
@@ -412,11 +419,7 @@ async fn opening_a_250_mib_directory_uses_at_most_1_2_times_its_size() {
 
 #[tokio::test]
 async fn a_directory_over_max_directory_bytes_is_refused_before_it_is_read() {
-    let storage = TempDir::new("bomb-bigdir-cap");
-    write_big_archive(&storage.path().join(key(1)));
-    let backend = backend([1]).await;
-    let gateway = Gateway::spawn(&backend.url(), &storage.url(), &big_config("200MiB")).await;
-    let base = base_mib(&gateway);
+    let (_storage, _backend, gateway, base) = one_big_archive("bomb-bigdir-cap", "200MiB").await;
     within(PROMPT, "refuse a 250 MiB directory", async {
         let outcome = get(&entry_url(&gateway, 1, &big_name(0)), None).await;
         assert_bad_archive(
@@ -437,11 +440,7 @@ async fn a_directory_over_max_directory_bytes_is_refused_before_it_is_read() {
 /// open; the total memory budget, not this module, bounds that.
 #[tokio::test]
 async fn three_concurrent_opens_of_a_250_mib_directory_stay_within_one_open() {
-    let storage = TempDir::new("bomb-bigdir-3");
-    write_big_archive(&storage.path().join(key(1)));
-    let backend = backend([1]).await;
-    let gateway = Gateway::spawn(&backend.url(), &storage.url(), &big_config("300MiB")).await;
-    let base = base_mib(&gateway);
+    let (_storage, _backend, gateway, base) = one_big_archive("bomb-bigdir-3", "300MiB").await;
     within(
         Duration::from_secs(240),
         "three opens of a 250 MiB directory",
