@@ -211,11 +211,48 @@ pub struct StorageConfig {
 /// `[artifacts]`: artifact routes served by the gateway itself.
 #[derive(Debug, Clone)]
 pub struct ArtifactsConfig {
+    /// Where archives are found: storage keys from templates, or the backend's own routes.
+    pub source: ArtifactSource,
     /// Download-by-ref walks the project's successful jobs newest first, 100 per page, at most
-    /// this many pages (1 to 1000).
+    /// this many pages (1 to 1000). Storage mode only: upstream mode asks the backend.
     pub by_ref_max_pages: u32,
     /// How long a ref + job name → job id resolution is cached, per caller.
     pub by_ref_ttl: Duration,
+    /// Upstream mode: answer archive downloads with the backend's own redirect (storage
+    /// carries the bytes) instead of streaming them.
+    pub redirect: bool,
+    /// Upstream mode: hosts an archive `Location` may name (`host` or `*.domain`, lowercase);
+    /// empty: any host.
+    pub allowed_hosts: Vec<String>,
+}
+
+/// `artifacts.source`: how the gateway finds a job's archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArtifactSource {
+    /// `storage.archive_key` filled with the project and job id; access checked with the job
+    /// JSON (`GET /projects/:id/jobs/:job_id`).
+    Storage,
+    /// The backend's archive routes, asked with the caller's credentials: a redirect names
+    /// the object's URL, a `200` makes the route itself the archive (GitLab).
+    Upstream,
+}
+
+impl ArtifactsConfig {
+    /// Whether `host` may be named by an archive `Location` (`allowed_hosts` empty: any).
+    pub fn host_allowed(&self, host: &str) -> bool {
+        if self.allowed_hosts.is_empty() {
+            return true;
+        }
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.allowed_hosts
+            .iter()
+            .any(|allowed| match allowed.strip_prefix("*.") {
+                Some(domain) => host
+                    .strip_suffix(domain)
+                    .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+                None => *allowed == host,
+            })
+    }
 }
 
 /// `[zip]`: reading single files out of archives.
@@ -367,8 +404,11 @@ impl Default for ZipConfig {
 impl Default for ArtifactsConfig {
     fn default() -> Self {
         ArtifactsConfig {
+            source: ArtifactSource::Storage,
             by_ref_max_pages: 10,
             by_ref_ttl: Duration::from_secs(10),
+            redirect: false,
+            allowed_hosts: Vec::new(),
         }
     }
 }

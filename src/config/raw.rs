@@ -9,8 +9,8 @@ use serde::Deserialize;
 use super::error::{invalid, ConfigError};
 use super::values::{BaseUrl, Dur, KeyTemplate, Secret, Size, StringTable, Text, MIB};
 use super::{
-    upstream_defaults, ArtifactsConfig, CacheConfig, Config, LogConfig, LogFormat, ServerConfig,
-    StorageConfig, TlsConfig, UpstreamConfig, ZipConfig, DEFAULT_LISTEN,
+    upstream_defaults, ArtifactSource, ArtifactsConfig, CacheConfig, Config, LogConfig, LogFormat,
+    ServerConfig, StorageConfig, TlsConfig, UpstreamConfig, ZipConfig, DEFAULT_LISTEN,
 };
 
 /// hyper's HTTP/1 `max_buf_size` panics below this, and it bounds the request head we accept.
@@ -125,8 +125,11 @@ struct RawTls {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawArtifacts {
+    source: Option<String>,
     by_ref_max_pages: Option<u32>,
     by_ref_ttl: Option<Dur>,
+    redirect: Option<bool>,
+    allowed_hosts: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -451,11 +454,68 @@ impl RawArtifacts {
                 ))
             }
         };
+        let source = match self.source.as_deref() {
+            None | Some("storage") => ArtifactSource::Storage,
+            Some("upstream") => ArtifactSource::Upstream,
+            Some(_) => {
+                return Err(invalid(
+                    "artifacts.source",
+                    "must be \"storage\" or \"upstream\"",
+                ))
+            }
+        };
+        let upstream_only = |key: &'static str| {
+            invalid(
+                key,
+                "only applies with artifacts.source = \"upstream\" (storage mode has \
+                 storage.redirect_downloads and no redirects to follow)",
+            )
+        };
+        let redirect = self.redirect.unwrap_or(d.redirect);
+        if redirect && source == ArtifactSource::Storage {
+            return Err(upstream_only("artifacts.redirect"));
+        }
+        let allowed_hosts = self
+            .allowed_hosts
+            .unwrap_or_default()
+            .into_iter()
+            .map(|host| allowed_host(&host))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !allowed_hosts.is_empty() && source == ArtifactSource::Storage {
+            return Err(upstream_only("artifacts.allowed_hosts"));
+        }
         Ok(ArtifactsConfig {
+            source,
             by_ref_max_pages,
             by_ref_ttl: nonzero("artifacts.by_ref_ttl", self.by_ref_ttl, d.by_ref_ttl)?,
+            redirect,
+            allowed_hosts,
         })
     }
+}
+
+/// One `artifacts.allowed_hosts` entry: a host name or address (`storage.example.com`,
+/// `10.0.0.5`, `[::1]`) or `*.domain` for its subdomains; no scheme, port or path.
+fn allowed_host(entry: &str) -> Result<String, ConfigError> {
+    let host = entry.trim().trim_end_matches('.').to_ascii_lowercase();
+    let name = host.strip_prefix("*.").unwrap_or(&host);
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    let valid = !bare.is_empty()
+        && !name.contains('*')
+        && (bare.parse::<std::net::IpAddr>().is_ok()
+            || bare
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
+    if !valid {
+        return Err(invalid(
+            "artifacts.allowed_hosts",
+            format!(
+                "{entry:?} is not a host name (write storage.example.com or *.example.com, \
+                 without scheme, port or path)"
+            ),
+        ));
+    }
+    Ok(host)
 }
 
 impl RawZip {
