@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 
 use crate::app::AppState;
 use crate::body::{self, Body};
-use crate::storage::StorageError;
+use crate::storage::{Location, StorageError};
 
 /// Longest a readiness check waits for each dependency.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -131,9 +131,13 @@ async fn upstream_answers(state: &AppState) -> Result<(), String> {
     }
 }
 
-/// A metadata request for a key that need not exist: "not found" is an answer.
+/// A metadata request for a key that need not exist: "not found" is an answer. Without a
+/// store (upstream mode) storage is the backend's to reach, and the backend is checked.
 async fn storage_answers(state: &AppState) -> Result<(), String> {
-    let probe = Path::from("artifact-gateway-readiness-probe");
+    if !state.storage.has_store() {
+        return Ok(());
+    }
+    let probe = Location::Key(Path::from("artifact-gateway-readiness-probe"));
     match tokio::time::timeout(CHECK_TIMEOUT, state.storage.head(&probe)).await {
         Ok(Ok(_)) | Ok(Err(StorageError::NotFound)) => Ok(()),
         Ok(Err(error)) => Err(error.to_string()),

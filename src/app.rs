@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use crate::auth::{self, Credentials};
 use crate::body::{self, AccessLog, Body};
-use crate::config::Config;
+use crate::config::{ArtifactSource, Config};
 use crate::context::RequestContext;
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
@@ -23,6 +23,7 @@ use crate::upstream::cache::{self, MetadataCache, Scope};
 use crate::upstream::headers;
 use crate::upstream::jobs::RefCache;
 use crate::upstream::keyed::KeyedGet;
+use crate::upstream::locate::Locator;
 use crate::upstream::Upstream;
 use crate::zip::archive::ArchiveCache;
 use crate::zip::budget::MemoryBudget;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub cache: MetadataCache,
     pub storage: Storage,
     pub refs: RefCache,
+    /// Upstream mode: where archives are, as the backend said.
+    pub locator: Locator,
     pub archives: ArchiveCache,
     pub metrics: Arc<Metrics>,
     /// Requests in progress, bounded by `server.max_streams`; a permit lives until the
@@ -53,9 +56,19 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for a configuration, with the storage it names.
+    /// State for a configuration, with the storage it names (none in upstream mode: the
+    /// backend names the archives' URLs).
     pub fn new(config: Config) -> Result<Self, String> {
-        let storage = Storage::from_config(&config.storage)?;
+        let storage = match config.artifacts.source {
+            ArtifactSource::Storage => Storage::from_config(&config.storage)?,
+            ArtifactSource::Upstream => {
+                let upstream_roots = match &config.upstream.ca_file {
+                    Some(path) => crate::tls::ca_certificates(path)?,
+                    None => Vec::new(),
+                };
+                Storage::with_remote_roots(&config.storage, &upstream_roots)
+            }
+        };
         Ok(Self::with_storage(config, storage))
     }
 
@@ -67,6 +80,7 @@ impl AppState {
             upstream: Upstream::new(&config.upstream, Arc::clone(&metrics)),
             cache: MetadataCache::new(&config.cache, Arc::clone(&metrics)),
             refs: RefCache::new(config.artifacts.by_ref_ttl),
+            locator: Locator::new(&config.cache, Arc::clone(&metrics)),
             archives: ArchiveCache::new(
                 config.zip.index_cache_bytes,
                 config.zip.index_ttl,
@@ -315,7 +329,13 @@ impl AppState {
         project: &routes::ProjectRef,
         job_id: u64,
     ) -> Result<Response<Body>, GatewayError> {
-        let response = self.upstream.forward(request, ctx).await?;
+        let response = self.upstream.forward(request, ctx).await;
+        // Before the answer is read: the job's archive may be gone for everyone now (also
+        // when the answer did not come: the mutation may have happened).
+        if response.as_ref().map_or(true, |r| r.status().is_success()) {
+            self.locator.invalidate_job(job_id);
+        }
+        let response = response?;
         if !response.status().is_success() {
             let mut response = response.map(body::boxed);
             self.upstream.prepare_response(response.headers_mut(), ctx);

@@ -143,6 +143,8 @@ impl From<crate::storage::StorageError> for GatewayError {
                 Self::StorageUnavailable("object changed while reading".into())
             }
             S::Unavailable(text) => Self::StorageUnavailable(text),
+            // Asked again already when this is seen: the new location was refused too.
+            S::Expired => Self::StorageUnavailable("the located URL was refused".into()),
         }
     }
 }

@@ -53,6 +53,7 @@ pub struct Metrics {
     pub upstream_errors: IntCounterVec,
     pub connections: IntGauge,
     pub rejected: IntCounterVec,
+    pub locate_requests: IntCounterVec,
     pub storage_read_seconds: Histogram,
 }
 
@@ -128,6 +129,12 @@ impl Metrics {
             upstream_errors: counter_vec(r, "upstream_errors_total", "Jobs backend failures: unavailable, timeout.", &["kind"]),
             connections: gauge(r, "open_connections", "Client connections open now."),
             rejected: counter_vec(r, "rejected_total", "Work refused by a limit, by limit.", &["limit"]),
+            locate_requests: counter_vec(
+                r,
+                "locate_requests_total",
+                "Upstream mode: archives located, by outcome: cached, redirect, backend (200), refused (4xx), error.",
+                &["outcome"],
+            ),
             storage_read_seconds,
             registry,
         }
@@ -160,6 +167,10 @@ impl Metrics {
 
     pub fn zip_index(&self, event: &str) {
         self.zip_index_cache.with_label_values(&[event]).inc();
+    }
+
+    pub fn locate(&self, outcome: &str) {
+        self.locate_requests.with_label_values(&[outcome]).inc();
     }
 
     pub fn upstream_error(&self, kind: &str) {

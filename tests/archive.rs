@@ -11,7 +11,7 @@ use common::{fixture, header, json, Harness};
 const TOKEN: &str = "demo-token";
 const DISPOSITION: &str = "attachment; filename=\"artifacts.zip\"; filename*=UTF-8''artifacts.zip";
 
-on_both_storages! {
+on_every_source! {
     archive_download_is_byte_exact_with_gitlab_headers => download_is_byte_exact;
     head_answers_headers_only => head_answers_headers_only;
     every_range_form_is_a_ranged_storage_read => ranges;
@@ -20,6 +20,12 @@ on_both_storages! {
     missing_archives_and_refusals => missing_and_refused;
     credentials_in_every_form => credentials;
     encoded_project_path_serves_the_same_object => encoded_project_path;
+}
+
+// "Latest successful" is the gateway's own walk of the job list in storage mode, and the
+// backend's routing in upstream mode (GitLab: the newest successful pipeline); the
+// upstream cases are in tests/upstream.rs.
+on_both_storages! {
     by_ref_picks_the_newest_successful_job => by_ref_newest_successful;
     by_ref_walks_more_than_one_page => by_ref_pages;
 }
@@ -36,14 +42,23 @@ async fn harness(kind: Kind) -> (Harness, Vec<u8>) {
     (h, archive)
 }
 
-fn assert_no_artifact_bytes_asked(backend: &SampleBackend) {
-    for request in backend.requests() {
+/// Storage mode: the backend is asked for job metadata only. Upstream mode: it is asked
+/// the archive routes (that is where archives are found), never a single-file route.
+fn assert_no_artifact_bytes_asked(h: &Harness) {
+    for request in h.backend.requests() {
         let path = request.path_and_query.split('?').next().unwrap().to_owned();
+        let asked = if h.storage.kind.is_upstream() {
+            path.contains("/raw/")
+                || path
+                    .split_once("/artifacts/")
+                    .is_some_and(|(_, file)| !file.ends_with("/download"))
+        } else {
+            path.contains("/artifacts") || path.ends_with("/download")
+        };
         assert!(
-            !path.contains("/artifacts") && !path.ends_with("/download"),
+            !asked,
             "the backend was asked for artifact bytes: {} {}",
-            request.method,
-            request.path_and_query
+            request.method, request.path_and_query
         );
     }
 }
@@ -75,7 +90,7 @@ async fn download_is_byte_exact(kind: Kind) {
     assert_eq!(other.bytes().await.unwrap(), fixture("python-deflate.zip"));
     let again = h.get("/projects/1/jobs/104/artifacts", Some(TOKEN)).await;
     assert_eq!(header(&again, "etag"), Some(etag.as_str()));
-    assert_no_artifact_bytes_asked(&h.backend);
+    assert_no_artifact_bytes_asked(&h);
 }
 
 async fn head_answers_headers_only(kind: Kind) {
@@ -108,7 +123,7 @@ async fn head_answers_headers_only(kind: Kind) {
         header(&ranged, "content-range"),
         Some(format!("bytes 10-19/{}", archive.len()).as_str())
     );
-    assert_no_artifact_bytes_asked(&h.backend);
+    assert_no_artifact_bytes_asked(&h);
 }
 
 async fn ranges(kind: Kind) {
@@ -294,13 +309,15 @@ async fn conditional(kind: Kind) {
 
 async fn missing_and_refused(kind: Kind) {
     let (h, _) = harness(kind).await;
-    // 102 failed without an archive: GitLab's 404.
+    // 102 failed without an archive: GitLab's 404 (the backend's own, in upstream mode).
     let none = h.get("/projects/1/jobs/102/artifacts", Some(TOKEN)).await;
     assert_eq!(none.status(), 404);
-    assert_eq!(
-        json(none).await,
-        serde_json::json!({"message": "404 Not Found"})
-    );
+    let message = if kind.is_upstream() {
+        "404 Not found"
+    } else {
+        "404 Not Found"
+    };
+    assert_eq!(json(none).await, serde_json::json!({ "message": message }));
     // The job lists an archive but storage has no object.
     h.storage.remove("1/101/artifacts.zip");
     let gone = h.get("/projects/1/jobs/101/artifacts", Some(TOKEN)).await;
@@ -330,7 +347,7 @@ async fn missing_and_refused(kind: Kind) {
     );
     let unknown_job = h.get("/projects/1/jobs/999/artifacts", Some(TOKEN)).await;
     assert_eq!(unknown_job.status(), 404);
-    assert_no_artifact_bytes_asked(&h.backend);
+    assert_no_artifact_bytes_asked(&h);
 }
 
 async fn credentials(kind: Kind) {
@@ -396,13 +413,16 @@ async fn encoded_project_path(kind: Kind) {
         assert_eq!(response.status(), 200, "{path}");
         assert_eq!(response.bytes().await.unwrap(), archive);
     }
+    // 103 is the only (so the newest successful) build on feature/login, whichever way
+    // "latest successful" is decided.
     let by_ref = h
         .get(
-            "/projects/demo%2Fapp/jobs/artifacts/main/download?job=build",
+            "/projects/demo%2Fapp/jobs/artifacts/feature%2Flogin/download?job=build",
             Some(TOKEN),
         )
         .await;
-    assert_eq!(by_ref.bytes().await.unwrap(), archive);
+    assert_eq!(by_ref.status(), 200);
+    assert_eq!(by_ref.bytes().await.unwrap(), fixture("jar.zip"));
 }
 
 async fn by_ref_newest_successful(kind: Kind) {
@@ -479,7 +499,7 @@ async fn by_ref_newest_successful(kind: Kind) {
         .await;
     assert_eq!(hidden.status(), 404);
     assert_eq!(json(hidden).await["message"], "404 Project Not Found");
-    assert_no_artifact_bytes_asked(&h.backend);
+    assert_no_artifact_bytes_asked(&h);
 }
 
 async fn by_ref_pages(kind: Kind) {

@@ -1258,7 +1258,7 @@ async fn past_four_gib(kind: Kind) {
     // S3: a server of our own (the harness keeps its S3 server private), wrapped by the tap.
     let s3 = match kind {
         Kind::Local => None,
-        Kind::S3 => Some(S3Server::start("sparse").await),
+        _ => Some(S3Server::start("sparse").await),
     };
     let mut local_dir = None;
     let store = s3.as_ref().map(S3Server::object_store);

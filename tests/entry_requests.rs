@@ -63,7 +63,7 @@ const PATH: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~')
     .remove(b'/');
 
-on_both_storages! {
+on_every_source! {
     names_with_reserved_characters => reserved_characters;
     unicode_names_in_every_encoding => unicode_names;
     traversal_nul_and_bad_utf8_are_400 => bad_paths;

@@ -339,6 +339,16 @@ impl SampleBackend {
         self.shared.state().archive_keys.get(&id).cloned()
     }
 
+    /// Every job's archive key ([`Self::archive_key`]), by job id.
+    pub fn archive_keys(&self) -> std::collections::BTreeMap<u64, String> {
+        self.shared
+            .state()
+            .archive_keys
+            .iter()
+            .map(|(id, key)| (*id, key.clone()))
+            .collect()
+    }
+
     /// Job `id` as it is now.
     pub fn job(&self, id: u64) -> Option<JobSpec> {
         self.shared.state().jobs.get(&id).map(|r| r.spec.clone())

@@ -23,7 +23,6 @@ use futures_util::StreamExt;
 use http::request::Parts;
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use http_body::Frame;
-use object_store::path::Path;
 use object_store::GetRange;
 
 use super::content::{self, Endpoint};
@@ -36,7 +35,7 @@ use crate::http::conditional::Conditions;
 use crate::http::range;
 use crate::metrics::ReadKind;
 use crate::routes::ProjectRef;
-use crate::storage::StorageError;
+use crate::storage::{Location, StorageError};
 use crate::upstream::jobs::Fetched;
 use crate::zip::archive::{Archive, OpenError};
 use crate::zip::entry::{self, EntryError, Verified, Window};
@@ -46,6 +45,8 @@ use crate::zip::index::{EntryInfo, Method as ZipMethod, ZipError};
 enum Failure {
     /// The object changed since its index was read: reopen and try once more.
     Changed,
+    /// Storage refused the located URL (upstream mode): locate once more.
+    Expired,
     Error(GatewayError),
 }
 
@@ -59,6 +60,7 @@ impl From<EntryError> for Failure {
     fn from(error: EntryError) -> Self {
         match error {
             EntryError::Storage(StorageError::PreconditionFailed) => Failure::Changed,
+            EntryError::Storage(StorageError::Expired) => Failure::Expired,
             other => Failure::Error(entry_error(other)),
         }
     }
@@ -104,51 +106,56 @@ impl AppState {
             JobSelector::Id(_) => Endpoint::ByJob,
             JobSelector::LatestOnRef { .. } => Endpoint::RawByRef,
         };
-        let job = match self.find_job(ctx, project, selector).await? {
-            Fetched::Found(job) => job,
+        let (mut location, _) = match self.archive_location(ctx, project, selector, false).await? {
+            Fetched::Found(found) => found,
             Fetched::Refused(response) => return Ok(response),
         };
-        if !job.has_archive() {
-            return Err(GatewayError::NotFound("404 Not Found"));
-        }
-        let project_id = match self.numeric_project(ctx, project, &job).await? {
-            Fetched::Found(id) => id,
-            Fetched::Refused(response) => return Ok(response),
-        };
-        tracing::Span::current().record("job_id", job.id);
-        let path = self.storage.archive_path(project_id, job.id);
-        // A changed object fails the ETag precondition: reopen once.
-        for attempt in 0..2 {
-            let (archive, _) = self
-                .archives
-                .open(&self.storage, &path)
-                .await
-                .map_err(open_error)?;
-            match self
-                .entry_response(parts, &archive, &path, name, endpoint)
-                .await
-            {
-                Err(Failure::Changed) if attempt == 0 => {
-                    tracing::info!(%path, "archive changed since it was indexed; reopening");
-                    self.archives.invalidate(&path).await;
+        // A changed object fails the ETag precondition: reopen once. A located URL that
+        // storage refuses (expired): locate once more.
+        let (mut reopened, mut relocated) = (false, false);
+        loop {
+            let failure = match self.archives.open(&self.storage, &location).await {
+                Ok((archive, _)) => {
+                    match self
+                        .entry_response(parts, &archive, &location, name, endpoint)
+                        .await
+                    {
+                        Ok(response) => return Ok(response),
+                        Err(failure) => failure,
+                    }
                 }
-                Err(Failure::Changed) => {
+                Err(OpenError::Storage(StorageError::Expired)) => Failure::Expired,
+                Err(error) => Failure::Error(open_error(error)),
+            };
+            match failure {
+                Failure::Changed if !reopened => {
+                    reopened = true;
+                    tracing::info!(%location, "archive changed since it was indexed; reopening");
+                    self.archives.invalidate(&location).await;
+                }
+                Failure::Changed => {
                     return Err(GatewayError::StorageUnavailable(
                         "archive keeps changing".into(),
                     ))
                 }
-                Err(Failure::Error(error)) => return Err(error),
-                Ok(response) => return Ok(response),
+                Failure::Expired if !relocated => {
+                    relocated = true;
+                    location = match self.archive_location(ctx, project, selector, true).await? {
+                        Fetched::Found((location, _)) => location,
+                        Fetched::Refused(response) => return Ok(response),
+                    };
+                }
+                Failure::Expired => return Err(StorageError::Expired.into()),
+                Failure::Error(error) => return Err(error),
             }
         }
-        unreachable!("the loop returns on its second attempt")
     }
 
     async fn entry_response(
         &self,
         parts: &Parts,
         archive: &Archive,
-        path: &Path,
+        path: &Location,
         name: &str,
         endpoint: Endpoint,
     ) -> Result<Response<Body>, Failure> {
@@ -221,7 +228,7 @@ impl AppState {
     async fn entry_stream(
         &self,
         archive: &Archive,
-        path: &Path,
+        path: &Location,
         name: &str,
         info: &EntryInfo,
         selected: Option<Range<u64>>,
@@ -246,7 +253,7 @@ impl AppState {
     async fn stored_range(
         &self,
         archive: &Archive,
-        path: &Path,
+        path: &Location,
         info: &EntryInfo,
         range: Range<u64>,
     ) -> Result<BoxStream<'static, std::io::Result<Bytes>>, Failure> {
@@ -273,7 +280,7 @@ impl AppState {
     async fn read(
         &self,
         archive: &Archive,
-        path: &Path,
+        path: &Location,
         range: Range<u64>,
     ) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, Failure> {
         if let Some(bytes) = archive.cached_bytes(range.clone()) {

@@ -1,9 +1,11 @@
 //! The endpoints the gateway answers itself from object storage: the archive of a job, the
 //! archive of the latest successful job of a name on a ref, and a finished job's log.
 //!
-//! Each one authorises first by asking the jobs backend for the job with the caller's own
-//! credentials ([`crate::upstream::jobs`]); the backend's refusal is the answer. Then the
-//! bytes come from storage ([`object`]).
+//! Each one authorises first by asking the jobs backend with the caller's own credentials;
+//! the backend's refusal is the answer. In storage mode the question is the job
+//! ([`crate::upstream::jobs`]) and the archive is at `storage.archive_key`; in upstream
+//! mode it is the archive route itself, whose answer names the archive's URL
+//! ([`crate::upstream::locate`]). Then the bytes come from there ([`object`]).
 
 pub mod content;
 pub mod entry;
@@ -12,15 +14,18 @@ pub mod object;
 use std::sync::Arc;
 
 use http::request::Parts;
-use http::Response;
+use http::{HeaderValue, Response};
 
 use crate::app::AppState;
 use crate::body::Body;
+use crate::config::ArtifactSource;
 use crate::context::RequestContext;
 use crate::error::GatewayError;
 use crate::metrics::ReadKind;
 use crate::routes::ProjectRef;
+use crate::storage::{Location, StorageError};
 use crate::upstream::jobs::{Fetched, Job, Jobs};
+use crate::upstream::locate::Located;
 use object::Presentation;
 
 const ARCHIVE: Presentation = Presentation {
@@ -101,6 +106,53 @@ impl AppState {
         })
     }
 
+    /// Where the archive a request names is, as the caller may see it, and the backend's
+    /// redirect to it when it sent one. `again`: the location given before was refused by
+    /// storage, ask the backend anew (upstream mode).
+    pub(crate) async fn archive_location(
+        &self,
+        ctx: &RequestContext,
+        project: &ProjectRef,
+        selector: JobSelector<'_>,
+        again: bool,
+    ) -> Result<Fetched<(Location, Option<HeaderValue>)>, GatewayError> {
+        if self.config.artifacts.source == ArtifactSource::Upstream {
+            let (locator, upstream, artifacts) =
+                (&self.locator, &self.upstream, &self.config.artifacts);
+            let located = if again {
+                locator
+                    .relocate(upstream, artifacts, ctx, project, selector)
+                    .await?
+            } else {
+                locator
+                    .locate(upstream, artifacts, ctx, project, selector)
+                    .await?
+            };
+            return Ok(match located {
+                Located::Found(found) => {
+                    Fetched::Found((found.location.clone(), found.redirect.clone()))
+                }
+                Located::Refused(response) => Fetched::Refused(response),
+            });
+        }
+        let job = match self.find_job(ctx, project, selector).await? {
+            Fetched::Found(job) => job,
+            Fetched::Refused(response) => return Ok(Fetched::Refused(response)),
+        };
+        if !job.has_archive() {
+            return Err(GatewayError::NotFound("404 Not Found"));
+        }
+        let project_id = match self.numeric_project(ctx, project, &job).await? {
+            Fetched::Found(id) => id,
+            Fetched::Refused(response) => return Ok(Fetched::Refused(response)),
+        };
+        tracing::Span::current().record("job_id", job.id);
+        Ok(Fetched::Found((
+            self.storage.archive_path(project_id, job.id),
+            None,
+        )))
+    }
+
     /// `GET|HEAD /projects/:id/jobs/:job_id/artifacts` and
     /// `/projects/:id/jobs/artifacts/:ref_name/download?job=NAME`
     pub async fn serve_archive(
@@ -110,33 +162,40 @@ impl AppState {
         project: &ProjectRef,
         selector: JobSelector<'_>,
     ) -> Result<Response<Body>, GatewayError> {
-        let job = match self.find_job(ctx, project, selector).await? {
-            Fetched::Found(job) => job,
-            Fetched::Refused(response) => return Ok(response),
-        };
-        if !job.has_archive() {
-            return Err(GatewayError::NotFound("404 Not Found"));
-        }
-        let project_id = match self.numeric_project(ctx, project, &job).await? {
-            Fetched::Found(id) => id,
-            Fetched::Refused(response) => return Ok(response),
-        };
-        tracing::Span::current().record("job_id", job.id);
-        let path = self.storage.archive_path(project_id, job.id);
-        if parts.method == http::Method::GET {
-            if let Some(url) = self.storage.presigned_url(&path).await {
-                return object::redirect(&url?);
+        // A located URL that storage refuses (expired) is located once more.
+        for again in [false, true] {
+            let (location, redirect) =
+                match self.archive_location(ctx, project, selector, again).await? {
+                    Fetched::Found(found) => found,
+                    Fetched::Refused(response) => return Ok(response),
+                };
+            if parts.method == http::Method::GET {
+                if let Some(redirect) = redirect.filter(|_| self.config.artifacts.redirect) {
+                    return object::redirect(redirect);
+                }
+                if let Some(url) = self.storage.presigned_url(&location).await {
+                    let url = HeaderValue::from_str(&url?).map_err(|_| {
+                        GatewayError::Internal("presigned URL is not a header value".into())
+                    })?;
+                    return object::redirect(url);
+                }
+            }
+            match object::serve(
+                &self.storage,
+                &location,
+                &parts.method,
+                &parts.headers,
+                &ARCHIVE,
+            )
+            .await
+            {
+                Err(StorageError::Expired) if !again => continue,
+                Ok(Some(response)) => return Ok(response),
+                Ok(None) => return Err(GatewayError::NotFound("404 Not Found")),
+                Err(error) => return Err(error.into()),
             }
         }
-        object::serve(
-            &self.storage,
-            &path,
-            &parts.method,
-            &parts.headers,
-            &ARCHIVE,
-        )
-        .await?
-        .ok_or(GatewayError::NotFound("404 Not Found"))
+        Err(StorageError::Expired.into())
     }
 
     /// `GET|HEAD /projects/:id/jobs/:job_id/trace`: a finished job's log from storage; a

@@ -6,14 +6,13 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body::Frame;
-use object_store::path::Path;
 
 use crate::body::{self, Body};
 use crate::error::GatewayError;
 use crate::http::conditional::{self, Conditions};
 use crate::http::range::{self, ByteRange};
 use crate::metrics::ReadKind;
-use crate::storage::{Meta, Storage, StorageError};
+use crate::storage::{Location, Meta, Storage, StorageError};
 
 /// How an object is presented to the client.
 pub struct Presentation {
@@ -27,11 +26,11 @@ pub struct Presentation {
 /// `Ok(None)` when the object does not exist (the caller decides what that means).
 pub async fn serve(
     storage: &Storage,
-    path: &Path,
+    path: &Location,
     method: &Method,
     request_headers: &HeaderMap,
     presentation: &Presentation,
-) -> Result<Option<Response<Body>>, GatewayError> {
+) -> Result<Option<Response<Body>>, StorageError> {
     let conditions = Conditions::from_headers(request_headers);
     let requested = range::requested(request_headers);
     if *method == Method::HEAD {
@@ -40,14 +39,14 @@ pub async fn serve(
             other => other?,
         };
         let etag = meta.etag.as_deref().map(conditional::quote_etag);
-        if conditions.not_modified(etag.as_deref(), Some(meta.last_modified)) {
+        if conditions.not_modified(etag.as_deref(), meta.last_modified) {
             return Ok(Some(not_modified(&meta)));
         }
         let selected = requested
-            .filter(|_| conditions.range_allowed(etag.as_deref(), Some(meta.last_modified)))
+            .filter(|_| conditions.range_allowed(etag.as_deref(), meta.last_modified))
             .map(|r| {
                 r.resolve(meta.size)
-                    .ok_or(GatewayError::RangeNotSatisfiable { size: meta.size })
+                    .ok_or(StorageError::RangeNotSatisfiable { size: meta.size })
             })
             .transpose()?;
         let mut response = Response::new(body::empty());
@@ -59,8 +58,8 @@ pub async fn serve(
     if requested == Some(ByteRange::Last(0)) {
         return match storage.head(path).await {
             Err(StorageError::NotFound) => Ok(None),
-            Err(error) => Err(error.into()),
-            Ok(meta) => Err(GatewayError::RangeNotSatisfiable { size: meta.size }),
+            Err(error) => Err(error),
+            Ok(meta) => Err(StorageError::RangeNotSatisfiable { size: meta.size }),
         };
     }
     let mut object = match storage
@@ -76,7 +75,7 @@ pub async fn serve(
         other => other?,
     };
     let etag = object.meta.etag.as_deref().map(conditional::quote_etag);
-    let modified = Some(object.meta.last_modified);
+    let modified = object.meta.last_modified;
     if conditions.not_modified(etag.as_deref(), modified) {
         return Ok(Some(not_modified(&object.meta)));
     }
@@ -91,7 +90,7 @@ pub async fn serve(
         };
     }
     if ranged && object.range.is_empty() {
-        return Err(GatewayError::RangeNotSatisfiable {
+        return Err(StorageError::RangeNotSatisfiable {
             size: object.meta.size,
         });
     }
@@ -151,7 +150,10 @@ fn validators(headers: &mut HeaderMap, meta: &Meta) {
             headers.insert(header::ETAG, value);
         }
     }
-    if let Ok(value) = HeaderValue::from_str(&conditional::http_date(meta.last_modified)) {
+    if let Some(value) = meta
+        .last_modified
+        .and_then(|date| HeaderValue::from_str(&conditional::http_date(date)).ok())
+    {
         headers.insert(header::LAST_MODIFIED, value);
     }
     // Artifacts sit behind per-caller authorisation: shared caches must not keep them, and
@@ -168,11 +170,9 @@ fn validators(headers: &mut HeaderMap, meta: &Meta) {
 
 /// Bytes of a presigned redirect body are empty; kept here so every object answer is built
 /// in one module.
-pub fn redirect(location: &str) -> Result<Response<Body>, GatewayError> {
+pub fn redirect(location: HeaderValue) -> Result<Response<Body>, GatewayError> {
     let mut response = Response::new(body::full(Bytes::new()));
     *response.status_mut() = StatusCode::FOUND;
-    let location = HeaderValue::from_str(location)
-        .map_err(|_| GatewayError::Internal("presigned URL is not a header value".into()))?;
     response.headers_mut().insert(header::LOCATION, location);
     // The URL carries a signature that expires; nobody should keep it.
     response

@@ -15,6 +15,7 @@
 
 mod build;
 pub mod file;
+pub mod remote;
 
 use std::ops::Range;
 use std::pin::Pin;
@@ -35,6 +36,7 @@ use crate::config::{KeyTemplate, StorageConfig};
 use crate::metrics::{Metrics, ReadKind};
 
 pub use build::build_store;
+pub use remote::{RemoteObject, RemoteReader};
 
 /// A storage read failure, by what the caller does about it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -48,6 +50,10 @@ pub enum StorageError {
     /// the file changed while it was being read.
     #[error("object changed")]
     PreconditionFailed,
+    /// A located URL was refused (an expired or revoked signature, credentials no longer
+    /// accepted): the backend is asked for the archive again.
+    #[error("the located URL was refused")]
+    Expired,
     #[error("storage timed out: {0}")]
     Timeout(String),
     #[error("storage unavailable: {0}")]
@@ -60,7 +66,8 @@ pub struct Meta {
     pub size: u64,
     /// As the store spells it; see `http::conditional::quote_etag`.
     pub etag: Option<String>,
-    pub last_modified: chrono::DateTime<chrono::Utc>,
+    /// Stores always tell it; a URL's answer may not.
+    pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl From<&ObjectMeta> for Meta {
@@ -68,7 +75,34 @@ impl From<&ObjectMeta> for Meta {
         Self {
             size: meta.size,
             etag: meta.e_tag.clone(),
-            last_modified: meta.last_modified,
+            last_modified: Some(meta.last_modified),
+        }
+    }
+}
+
+/// Where an object is: a key in the configured store, or a URL the backend handed out.
+#[derive(Debug, Clone)]
+pub enum Location {
+    Key(Path),
+    Url(Arc<RemoteObject>),
+}
+
+impl Location {
+    /// What an archive's index is cached under.
+    pub fn cache_key(&self) -> String {
+        match self {
+            Location::Key(path) => path.to_string(),
+            Location::Url(object) => object.key().to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    /// The key, or a URL's host and path: never its query or headers.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Key(path) => path.fmt(f),
+            Location::Url(object) => object.fmt(f),
         }
     }
 }
@@ -83,7 +117,9 @@ pub struct Object {
 }
 
 pub struct Storage {
-    store: Arc<dyn ObjectStore>,
+    /// `None` in upstream mode, where archives are located by the backend.
+    store: Option<Arc<dyn ObjectStore>>,
+    remote: RemoteReader,
     metrics: Arc<Metrics>,
     /// Present for stores that can presign URLs, when redirects are configured.
     signer: Option<Arc<dyn Signer>>,
@@ -108,8 +144,38 @@ impl Storage {
     /// Any store (tests wrap stores to count or break reads) with the configured keys.
     pub fn new(store: Arc<dyn ObjectStore>, config: &StorageConfig) -> Self {
         Self {
-            store,
-            metrics: Arc::default(),
+            store: Some(store),
+            ..Self::without_store(config)
+        }
+    }
+
+    /// No store: only URLs are read (upstream mode), with the configured timeouts and CAs.
+    pub fn without_store(config: &StorageConfig) -> Self {
+        Self::with_remote_roots(config, &[])
+    }
+
+    /// As [`Self::without_store`], also trusting `extra_roots` for URLs (the upstream's CA
+    /// file: in upstream mode the backend's own route can be the archive).
+    pub fn with_remote_roots(
+        config: &StorageConfig,
+        extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+    ) -> Self {
+        let mut roots = match &config.ca_file {
+            // Checked at load time; a file gone since leaves the platform's roots.
+            Some(path) => crate::tls::ca_certificates(path).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        roots.extend_from_slice(extra_roots);
+        let metrics = Arc::<Metrics>::default();
+        Self {
+            store: None,
+            remote: RemoteReader::new(
+                config.connect_timeout,
+                config.read_timeout,
+                &roots,
+                Arc::clone(&metrics),
+            ),
+            metrics,
             signer: None,
             archive_key: config.archive_key.clone(),
             trace_key: config.trace_key.clone(),
@@ -123,22 +189,38 @@ impl Storage {
 
     /// Count this storage's requests in `metrics` (the gateway's registry).
     pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
+        self.remote.set_metrics(Arc::clone(&metrics));
         self.metrics = metrics;
     }
 
-    pub fn archive_path(&self, project_id: u64, job_id: u64) -> Path {
-        Path::from(self.archive_key.render(project_id, job_id))
+    /// Whether a store is configured (storage mode).
+    pub fn has_store(&self) -> bool {
+        self.store.is_some()
     }
 
-    pub fn trace_path(&self, project_id: u64, job_id: u64) -> Path {
-        Path::from(self.trace_key.render(project_id, job_id))
+    fn store(&self) -> Result<&Arc<dyn ObjectStore>, StorageError> {
+        self.store.as_ref().ok_or_else(|| {
+            StorageError::Unavailable("no store in artifacts.source = \"upstream\"".into())
+        })
     }
 
-    pub async fn head(&self, path: &Path) -> Result<Meta, StorageError> {
+    pub fn archive_path(&self, project_id: u64, job_id: u64) -> Location {
+        Location::Key(Path::from(self.archive_key.render(project_id, job_id)))
+    }
+
+    pub fn trace_path(&self, project_id: u64, job_id: u64) -> Location {
+        Location::Key(Path::from(self.trace_key.render(project_id, job_id)))
+    }
+
+    pub async fn head(&self, location: &Location) -> Result<Meta, StorageError> {
+        let path = match location {
+            Location::Key(path) => path,
+            Location::Url(object) => return self.remote.head(object).await,
+        };
         self.metrics.storage_request(ReadKind::Head);
         if !self.local {
             return self
-                .store
+                .store()?
                 .head(path)
                 .await
                 .map(|meta| Meta::from(&meta))
@@ -149,7 +231,11 @@ impl Storage {
             head: true,
             ..GetOptions::default()
         };
-        let result = self.store.get_opts(path, options).await.map_err(classify)?;
+        let result = self
+            .store()?
+            .get_opts(path, options)
+            .await
+            .map_err(classify)?;
         match result.payload {
             GetResultPayload::File(file, _) => Ok(pinned_meta(&file, &result.meta)?.0),
             GetResultPayload::Stream(_) => Ok(Meta::from(&result.meta)),
@@ -161,10 +247,15 @@ impl Storage {
     pub async fn get(
         &self,
         kind: ReadKind,
-        path: &Path,
+        location: &Location,
         range: Option<GetRange>,
         if_match: Option<String>,
     ) -> Result<Object, StorageError> {
+        let path = match location {
+            Location::Key(path) => path,
+            Location::Url(object) => return self.remote.get(kind, object, range, if_match).await,
+        };
+        let store = self.store()?;
         self.metrics.storage_request(kind);
         let timer = self.metrics.storage_read_seconds.start_timer();
         let options = GetOptions {
@@ -173,7 +264,7 @@ impl Storage {
             if_match: if self.local { None } else { if_match.clone() },
             ..GetOptions::default()
         };
-        let result = match self.store.get_opts(path, options).await {
+        let result = match store.get_opts(path, options).await {
             Ok(result) => result,
             Err(error) => return Err(self.explain_failed_get(path, range, error).await),
         };
@@ -219,7 +310,7 @@ impl Storage {
         let (Some(range), StorageError::Unavailable(_)) = (range, &classified) else {
             return classified;
         };
-        match self.head(path).await {
+        match self.head(&Location::Key(path.clone())).await {
             Ok(meta) if range.as_range(meta.size).is_err() => {
                 StorageError::RangeNotSatisfiable { size: meta.size }
             }
@@ -228,8 +319,11 @@ impl Storage {
     }
 
     /// A short-lived URL for a direct download, when redirects are configured.
-    pub async fn presigned_url(&self, path: &Path) -> Option<Result<String, StorageError>> {
+    pub async fn presigned_url(&self, location: &Location) -> Option<Result<String, StorageError>> {
         let signer = self.signer.as_ref()?;
+        let Location::Key(path) = location else {
+            return None;
+        };
         Some(
             signer
                 .signed_url(http::Method::GET, path, self.presign_ttl)
@@ -254,7 +348,7 @@ fn pinned_meta(
     let meta = Meta {
         size: pin.size,
         etag: Some(pin.etag()),
-        last_modified: meta.last_modified,
+        last_modified: Some(meta.last_modified),
     };
     Ok((meta, pin))
 }
@@ -297,7 +391,7 @@ fn classify(error: object_store::Error) -> StorageError {
 }
 
 /// Timeouts hide deep in the source chain (reqwest, hyper, io).
-fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = current {
         if e.downcast_ref::<std::io::Error>()
@@ -434,7 +528,7 @@ mod tests {
             ..StorageConfig::default()
         };
         let storage = Storage::new(Arc::new(store), &config);
-        let path = Path::from("a.bin");
+        let path = Location::Key(Path::from("a.bin"));
         let pin = file::FilePin::of(&std::fs::File::open(dir.join("a.bin")).unwrap()).unwrap();
         let head = storage.head(&path).await.unwrap();
         assert_eq!(head.etag.as_deref(), Some(pin.etag().as_str()));

@@ -94,6 +94,11 @@ impl KeyedGet {
         &self.path_and_query
     }
 
+    /// Every header it sends.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
     /// The request to send (to `uri`, the upstream URL of [`Self::path_and_query`]): the
     /// same every time, with no body.
     pub fn request(&self, uri: http::Uri) -> Request<Body> {

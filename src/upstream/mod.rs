@@ -5,6 +5,7 @@
 //! - [`cache`]: the per-caller metadata cache in front of the job metadata endpoints.
 //! - [`keyed`]: the allow-listed GETs sent through that cache, and their keys.
 //! - [`jobs`]: the lookups the gateway makes as the caller before serving bytes.
+//! - [`locate`]: upstream mode's question "where is this archive?", on the archive routes.
 //!
 //! Framing: every request leaves with a body that matches its framing headers. Forwarded
 //! requests keep the client's `Content-Length` with the client's body behind it (hyper
@@ -14,6 +15,7 @@ pub mod cache;
 pub mod headers;
 pub mod jobs;
 pub mod keyed;
+pub mod locate;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +61,11 @@ impl Upstream {
             rewrite_from,
             response_timeout: config.response_timeout,
         }
+    }
+
+    /// The configured base URL, without a trailing slash.
+    pub fn base(&self) -> &str {
+        self.base.as_str()
     }
 
     /// The upstream URI for a gateway path and query (`/api/v4/...`).

@@ -19,18 +19,18 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures_util::TryStreamExt;
 use moka::future::Cache;
-use object_store::path::Path;
 use object_store::GetRange;
 
 use super::budget::{BudgetSpent, MemoryBudget};
 use super::index::{self, DirectoryParser, IndexLimits, TailOutcome, ZipError, ZipIndex};
 use crate::metrics::{Metrics, ReadKind};
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Location, Storage, StorageError};
 
 /// An open archive: its index and what the opening read brought in.
 pub struct Archive {
     pub index: ZipIndex,
-    /// The ETag the index was built from, as the store spells it.
+    /// The ETag the index was built from, as the store spells it (for a URL without an
+    /// ETag, a validator made from size and `Last-Modified`); every read is pinned to it.
     pub etag: Option<String>,
     pub size: u64,
     /// The object's last bytes, from `tail_start`.
@@ -123,12 +123,12 @@ impl ArchiveCache {
     pub async fn open(
         &self,
         storage: &Storage,
-        path: &Path,
+        path: &Location,
     ) -> Result<(Arc<Archive>, bool), OpenError> {
         let opened_here = std::sync::atomic::AtomicBool::new(false);
         let archive = self
             .entries
-            .try_get_with(path.to_string(), async {
+            .try_get_with(path.cache_key(), async {
                 opened_here.store(true, std::sync::atomic::Ordering::Relaxed);
                 open(storage, path, self.tail_bytes, &self.limits, &self.budget)
                     .await
@@ -142,8 +142,8 @@ impl ArchiveCache {
     }
 
     /// Forget an archive whose object changed.
-    pub async fn invalidate(&self, path: &Path) {
-        self.entries.invalidate(&path.to_string()).await;
+    pub async fn invalidate(&self, path: &Location) {
+        self.entries.invalidate(&path.cache_key()).await;
     }
 
     /// Cached archives and their weight, after pending maintenance (tests, metrics).
@@ -157,7 +157,7 @@ impl ArchiveCache {
 /// directory starts before the tail), all pinned to the tail's ETag.
 async fn open(
     storage: &Storage,
-    path: &Path,
+    path: &Location,
     tail_bytes: u64,
     limits: &IndexLimits,
     budget: &MemoryBudget,
@@ -184,20 +184,27 @@ async fn open(
     for _ in 0..4 {
         match outcome {
             TailOutcome::Complete(index) => {
+                let etag = match path {
+                    Location::Key(_) => meta.etag,
+                    Location::Url(_) => meta.validator(),
+                };
                 return Ok(Archive {
                     index,
-                    etag: meta.etag,
+                    etag,
                     size: meta.size,
                     tail,
                     tail_start,
-                })
+                });
             }
             TailOutcome::NeedRange { range, pending } => {
                 let len = range.end.saturating_sub(range.start);
                 if len > limits.max_directory_bytes.saturating_add(1024) {
                     return Err(ZipError::DirectoryTooLarge.into());
                 }
-                let etag = meta.etag.clone();
+                let etag = match path {
+                    Location::Key(_) => meta.etag.clone(),
+                    Location::Url(_) => meta.validator(),
+                };
                 outcome = match pending.into_directory() {
                     Ok(parser) => {
                         // Memory budget hook (issue 8): the directory's size is known from
@@ -225,7 +232,7 @@ async fn open(
 /// held together, so an open costs the index being built and one storage chunk.
 async fn stream_directory(
     storage: &Storage,
-    path: &Path,
+    path: &Location,
     range: Range<u64>,
     mut parser: DirectoryParser,
     (tail, tail_start): (&Bytes, u64),
@@ -257,7 +264,7 @@ fn tail_slice(tail: &Bytes, tail_start: u64, range: Range<u64>) -> Result<&[u8],
 /// One ranged read of the part of `range` before the tail, with the ETag as precondition.
 async fn read_before_tail(
     storage: &Storage,
-    path: &Path,
+    path: &Location,
     range: &Range<u64>,
     tail_start: u64,
     etag: Option<String>,
@@ -291,7 +298,7 @@ fn directory_estimate(bytes: u64) -> u64 {
 /// the tail lacks. Only for the small ranges (an end record, a fresh tail).
 async fn read_range(
     storage: &Storage,
-    path: &Path,
+    path: &Location,
     range: Range<u64>,
     tail: &Bytes,
     tail_start: u64,

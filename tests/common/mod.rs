@@ -19,6 +19,25 @@ macro_rules! on_both_storages {
     )*};
 }
 
+/// As `on_both_storages!`, and twice more in upstream mode (`artifacts.source =
+/// "upstream"` before the GitLab-faithful sample backend): archives behind 302s to
+/// presigned S3 URLs, and archives the backend streams itself.
+#[allow(unused_macros)]
+macro_rules! on_every_source {
+    ($($name:ident => $body:ident;)*) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn local() { super::$body(super::Kind::Local).await }
+            #[tokio::test]
+            async fn s3() { super::$body(super::Kind::S3).await }
+            #[tokio::test]
+            async fn upstream() { super::$body(super::Kind::Upstream).await }
+            #[tokio::test]
+            async fn upstream_proxy() { super::$body(super::Kind::UpstreamProxy).await }
+        }
+    )*};
+}
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,8 +103,13 @@ impl Harness {
         tap: Option<WrapStore<'_>>,
         adjust: impl FnOnce(&mut Config),
     ) -> Self {
-        let backend = backend.start().await.expect("backend starts");
         let storage = TestStorage::start(kind).await;
+        let backend = match storage.artifact_store() {
+            Some(store) => backend.gitlab_job_token_rules().artifacts_in(store),
+            None => backend,
+        };
+        let backend = backend.start().await.expect("backend starts");
+        storage.learn_archive_keys(&backend);
         let mut config = test_config(&backend.url());
         storage.configure(&mut config);
         adjust(&mut config);

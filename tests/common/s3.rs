@@ -67,6 +67,8 @@ pub struct S3Server {
 struct Counters {
     get: AtomicUsize,
     head: AtomicUsize,
+    /// The `Range` of each GetObject, in order (`None`: the whole object).
+    ranges: std::sync::Mutex<Vec<Option<String>>>,
 }
 
 impl S3Server {
@@ -197,6 +199,11 @@ impl S3Server {
     /// Requests rejected before the operation (bad signature, unparsable headers) are not counted.
     pub fn get_count(&self) -> usize {
         self.counters.get.load(Ordering::SeqCst)
+    }
+
+    /// The `Range` header of each GetObject served so far (`None`: the whole object).
+    pub fn get_ranges(&self) -> Vec<Option<String>> {
+        self.counters.ranges.lock().unwrap().clone()
     }
 
     /// HeadObject requests served so far, counted like [`S3Server::get_count`].
@@ -381,6 +388,14 @@ impl S3 for Storage {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         self.counters.get.fetch_add(1, Ordering::SeqCst);
+        let range = req.input.range.as_ref().map(|r| match r {
+            Range::Int { first, last } => match last {
+                Some(last) => format!("bytes={first}-{last}"),
+                None => format!("bytes={first}-"),
+            },
+            Range::Suffix { length } => format!("bytes=-{length}"),
+        });
+        self.counters.ranges.lock().unwrap().push(range);
         let conditions = Conditions::of_get(&req.input);
         if !conditions.is_empty() {
             // Evaluated before the range, as S3 does.

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use artifact_gateway::config::{Config, Secret};
+use artifact_gateway::config::{ArtifactSource, Config, Secret};
+use artifact_gateway::sample_backend::{ArtifactStore, DownloadMode, SampleBackend};
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
@@ -24,6 +25,19 @@ use super::s3::S3Server;
 pub enum Kind {
     Local,
     S3,
+    /// `artifacts.source = "upstream"` in front of the sample backend's GitLab-faithful
+    /// mode: archives at hashed `@final` keys in the S3 server, the archive routes answering
+    /// 302 to a fresh presigned URL.
+    Upstream,
+    /// As `Upstream`, with the archive routes answering 200 with the bytes (GitLab's
+    /// `proxy_download`).
+    UpstreamProxy,
+}
+
+impl Kind {
+    pub fn is_upstream(self) -> bool {
+        matches!(self, Kind::Upstream | Kind::UpstreamProxy)
+    }
 }
 
 pub struct TestStorage {
@@ -31,6 +45,8 @@ pub struct TestStorage {
     /// Local: the storage root. S3: unused.
     dir: PathBuf,
     s3: Option<S3Server>,
+    /// Upstream kinds: the backend's object key of each job's archive.
+    archive_keys: Mutex<std::collections::BTreeMap<u64, String>>,
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -45,12 +61,69 @@ impl TestStorage {
         std::fs::create_dir_all(&dir).unwrap();
         let s3 = match kind {
             Kind::Local => None,
-            Kind::S3 => Some(S3Server::start("artifacts").await),
+            _ => Some(S3Server::start("artifacts").await),
         };
-        Self { kind, dir, s3 }
+        Self {
+            kind,
+            dir,
+            s3,
+            archive_keys: Mutex::default(),
+        }
+    }
+
+    /// The sample backend's object storage for the upstream kinds (signing for this S3
+    /// server); `None` for the others.
+    pub fn artifact_store(&self) -> Option<ArtifactStore> {
+        let mode = match self.kind {
+            Kind::Upstream => DownloadMode::Redirect,
+            Kind::UpstreamProxy => DownloadMode::Proxy,
+            Kind::Local | Kind::S3 => return None,
+        };
+        let s3 = self.s3.as_ref()?;
+        let amazon = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(s3.endpoint())
+            .with_bucket_name(s3.bucket())
+            .with_region(s3.region())
+            .with_access_key_id(s3.access_key())
+            .with_secret_access_key(s3.secret_key())
+            .with_allow_http(true)
+            .with_virtual_hosted_style_request(false)
+            .build()
+            .expect("S3 signer");
+        Some(ArtifactStore::new(amazon, mode))
+    }
+
+    /// Upstream kinds: learn where the backend keeps each job's archive.
+    pub fn learn_archive_keys(&self, backend: &SampleBackend) {
+        *self.archive_keys.lock().unwrap() = backend.archive_keys();
+    }
+
+    /// The key a test names (`{project_id}/{job_id}/artifacts.zip`, storage mode's default
+    /// template) where this storage keeps it: the backend's hashed key in upstream kinds.
+    fn stored_key(&self, key: &str) -> String {
+        if !self.kind.is_upstream() || !key.ends_with("/artifacts.zip") {
+            return key.to_owned();
+        }
+        let job: u64 = key
+            .split('/')
+            .nth(1)
+            .and_then(|job| job.parse().ok())
+            .unwrap_or_else(|| panic!("{key} does not name a job"));
+        self.archive_keys
+            .lock()
+            .unwrap()
+            .get(&job)
+            .cloned()
+            .unwrap_or_else(|| panic!("the backend has no archive for job {job} ({key})"))
+    }
+
+    /// The S3 server, for the kinds that have one.
+    pub fn s3(&self) -> Option<&S3Server> {
+        self.s3.as_ref()
     }
 
     pub fn put(&self, key: &str, bytes: &[u8]) {
+        let key = &self.stored_key(key);
         match &self.s3 {
             Some(s3) => s3.put(key, bytes),
             None => {
@@ -62,6 +135,7 @@ impl TestStorage {
     }
 
     pub fn remove(&self, key: &str) {
+        let key = &self.stored_key(key);
         match &self.s3 {
             Some(s3) => s3.delete(key),
             None => {
@@ -72,6 +146,10 @@ impl TestStorage {
 
     /// Point a gateway configuration at this storage.
     pub fn configure(&self, config: &mut Config) {
+        if self.kind.is_upstream() {
+            config.artifacts.source = ArtifactSource::Upstream;
+            return;
+        }
         let storage = &mut config.storage;
         match &self.s3 {
             None => storage.url = format!("file://{}", self.dir.display()),

@@ -1,0 +1,388 @@
+//! Upstream mode (`artifacts.source = "upstream"`): asking the backend where a job's
+//! archive is, with the caller's own credentials, on the backend's archive routes
+//! (`GET /projects/:id/jobs/:job_id/artifacts`,
+//! `GET /projects/:id/jobs/artifacts/:ref/download?job=NAME`). GitLab's object keys cannot
+//! be computed from its API, and these routes take job tokens where the job route does not.
+//!
+//! - A redirect (`301`, `302`, `303`, `307`, `308`) names the archive's URL: presigned, read
+//!   without credentials. Only `http`/`https`, and only `artifacts.allowed_hosts` when set.
+//! - A `200` makes the route itself the archive: read with ranged GETs on that route, with
+//!   the caller's credentials. The first answer's body is dropped unread.
+//! - A `4xx` is the caller's answer, passed through; anything else is a `502`.
+//!
+//! A location is kept per request digest (so per caller, [`super::keyed`]) for at most
+//! `cache.ttl`, like job metadata. A job mutation through the gateway drops that job's
+//! locations and every by-ref location for everyone, and a locate in flight meanwhile is
+//! not kept, so an erase is seen by the very next request.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use http::{header, HeaderValue, Response, StatusCode, Uri};
+use moka::future::Cache;
+
+use super::keyed::KeyedGet;
+use super::Upstream;
+use crate::body::{self, Body};
+use crate::config::{ArtifactsConfig, CacheConfig};
+use crate::context::RequestContext;
+use crate::error::GatewayError;
+use crate::metrics::Metrics;
+use crate::routes::ProjectRef;
+use crate::serve::JobSelector;
+use crate::storage::{Location, RemoteObject};
+
+/// Where a located archive is.
+pub struct Found {
+    pub location: Location,
+    /// The backend's `Location` as it sent it, when it redirected (`artifacts.redirect`).
+    pub redirect: Option<HeaderValue>,
+    /// The job it was located for; `None` for by-ref (any job of the ref).
+    job_id: Option<u64>,
+}
+
+impl std::fmt::Debug for Found {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The redirect carries the URL's signature.
+        write!(f, "Found({})", self.location)
+    }
+}
+
+/// The backend's answer to "where is this archive?".
+pub enum Located {
+    Found(Arc<Found>),
+    Refused(Response<Body>),
+}
+
+pub struct Locator {
+    entries: Option<Cache<[u8; 32], Arc<Found>>>,
+    /// Bumped by every invalidation; a locate that sees it move is not kept.
+    epoch: AtomicU64,
+    metrics: Arc<Metrics>,
+}
+
+/// Most locations kept (a few hundred bytes each).
+const MAX_ENTRIES: u64 = 100_000;
+
+impl Locator {
+    pub fn new(cache: &CacheConfig, metrics: Arc<Metrics>) -> Self {
+        let entries = (cache.max_bytes > 0).then(|| {
+            Cache::builder()
+                .max_capacity(MAX_ENTRIES)
+                .time_to_live(cache.ttl)
+                .support_invalidation_closures()
+                .build()
+        });
+        Self {
+            entries,
+            epoch: AtomicU64::new(0),
+            metrics,
+        }
+    }
+
+    /// Where the archive `selector` names is, as the caller may see it. `fresh` skips (and
+    /// replaces) a kept location: the one kept was refused by storage.
+    pub async fn locate(
+        &self,
+        upstream: &Upstream,
+        artifacts: &ArtifactsConfig,
+        ctx: &RequestContext,
+        project: &ProjectRef,
+        selector: JobSelector<'_>,
+    ) -> Result<Located, GatewayError> {
+        self.locate_as(upstream, artifacts, ctx, project, selector, false)
+            .await
+    }
+
+    /// [`Self::locate`], asking the backend again whatever is kept.
+    pub async fn relocate(
+        &self,
+        upstream: &Upstream,
+        artifacts: &ArtifactsConfig,
+        ctx: &RequestContext,
+        project: &ProjectRef,
+        selector: JobSelector<'_>,
+    ) -> Result<Located, GatewayError> {
+        self.locate_as(upstream, artifacts, ctx, project, selector, true)
+            .await
+    }
+
+    async fn locate_as(
+        &self,
+        upstream: &Upstream,
+        artifacts: &ArtifactsConfig,
+        ctx: &RequestContext,
+        project: &ProjectRef,
+        selector: JobSelector<'_>,
+        fresh: bool,
+    ) -> Result<Located, GatewayError> {
+        let (path, pairs, job_id) = archive_route(project, selector);
+        let get = KeyedGet::new(&path, pairs, &ctx.credentials, [], &ctx.forwarding);
+        let key = get
+            .key(super::cache::Scope::Project {
+                project: project.clone(),
+            })
+            .request;
+        let entries = self
+            .entries
+            .as_ref()
+            .filter(|_| ctx.credentials.unkeyable().is_none());
+        if let Some(entries) = entries {
+            if fresh {
+                entries.invalidate(&key).await;
+            } else if let Some(found) = entries.get(&key).await {
+                self.metrics.locate("cached");
+                return Ok(Located::Found(found));
+            }
+        }
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let located = self
+            .ask(upstream, artifacts, ctx, &get, &path, job_id)
+            .await;
+        if let (Some(entries), Ok(Located::Found(found))) = (entries, &located) {
+            if self.epoch.load(Ordering::Acquire) == epoch {
+                entries.insert(key, Arc::clone(found)).await;
+            }
+        }
+        located
+    }
+
+    async fn ask(
+        &self,
+        upstream: &Upstream,
+        artifacts: &ArtifactsConfig,
+        ctx: &RequestContext,
+        get: &KeyedGet,
+        path: &str,
+        job_id: Option<u64>,
+    ) -> Result<Located, GatewayError> {
+        let response = match upstream.send_keyed(get).await {
+            Ok(response) => response,
+            Err(error) => {
+                self.metrics.locate("error");
+                return Err(error);
+            }
+        };
+        let status = response.status();
+        let redirect = matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308);
+        if let (true, Some(location)) = (redirect, response.headers().get(header::LOCATION)) {
+            let location = location.clone();
+            drop(response);
+            let base = upstream.uri_for(path)?.to_string();
+            let uri = match followable(&base, &location, artifacts) {
+                Ok(uri) => uri,
+                Err(error) => {
+                    self.metrics.locate("error");
+                    return Err(error);
+                }
+            };
+            self.metrics.locate("redirect");
+            return Ok(Located::Found(Arc::new(Found {
+                location: Location::Url(Arc::new(RemoteObject::presigned(uri))),
+                redirect: Some(location),
+                job_id,
+            })));
+        }
+        if status == StatusCode::OK {
+            // The route is the archive; its ETag (GitLab passes storage's) tells versions
+            // of a by-ref archive apart in the index cache.
+            let etag = response.headers().get(header::ETAG).cloned();
+            drop(response);
+            let mut headers = get.headers().clone();
+            headers.remove(header::ACCEPT);
+            let uri = upstream.uri_for(get.path_and_query())?;
+            let mut key = format!("{}{path}", upstream.base());
+            if let Some(job) = get
+                .path_and_query()
+                .split_once('?')
+                .and_then(|(_, q)| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "job"))
+            {
+                key = format!("{key}?job={}", job.1);
+            }
+            if let Some(etag) = etag.as_ref().and_then(|e| e.to_str().ok()) {
+                key = format!("{key}#{etag}");
+            }
+            self.metrics.locate("backend");
+            return Ok(Located::Found(Arc::new(Found {
+                location: Location::Url(Arc::new(RemoteObject::backend(uri, headers, key))),
+                redirect: None,
+                job_id,
+            })));
+        }
+        if status.is_client_error() {
+            self.metrics.locate("refused");
+            if !is_json(response.headers()) {
+                // Not the backend's own refusal but storage's, relayed (a proxied download
+                // of a missing object): its XML names bucket and key. GitLab's JSON instead.
+                let reason = status.canonical_reason().unwrap_or("Error");
+                let message = format!("{} {reason}", status.as_u16());
+                return Ok(Located::Refused(crate::error::json_response(
+                    status,
+                    &serde_json::json!({ "message": message }),
+                )));
+            }
+            let mut response = response.map(body::boxed);
+            upstream.prepare_response(response.headers_mut(), ctx);
+            return Ok(Located::Refused(response));
+        }
+        self.metrics.locate("error");
+        Err(GatewayError::UpstreamUnavailable(format!(
+            "GET {path} answered {status}"
+        )))
+    }
+
+    /// A mutation of `job_id` succeeded: forget its locations and every by-ref location
+    /// (the ref's latest job may be another now), for every caller.
+    pub fn invalidate_job(&self, job_id: u64) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        if let Some(entries) = &self.entries {
+            let dropped = entries.invalidate_entries_if(move |_key, found| {
+                found.job_id.is_none_or(|id| id == job_id)
+            });
+            if dropped.is_err() {
+                entries.invalidate_all();
+            }
+        }
+    }
+}
+
+fn is_json(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        })
+}
+
+/// The archive route naming `selector`: path, query pairs, and the job id when it names one.
+fn archive_route(
+    project: &ProjectRef,
+    selector: JobSelector<'_>,
+) -> (String, Vec<(String, String)>, Option<u64>) {
+    let project = project.to_path_segment();
+    match selector {
+        JobSelector::Id(job_id) => (
+            format!("/api/v4/projects/{project}/jobs/{job_id}/artifacts"),
+            Vec::new(),
+            Some(job_id),
+        ),
+        JobSelector::LatestOnRef { ref_name, job_name } => {
+            // The ref as one segment (`%2F` for its slashes), as GitLab's docs spell it.
+            let ref_name = ProjectRef::Path(ref_name.to_owned()).to_path_segment();
+            (
+                format!("/api/v4/projects/{project}/jobs/artifacts/{ref_name}/download"),
+                vec![("job".to_owned(), job_name.to_owned())],
+                None,
+            )
+        }
+    }
+}
+
+/// The URL a redirect names, resolved against the route it came from, if the gateway may
+/// read it: `http`/`https` only, and a host in `artifacts.allowed_hosts` when that is set.
+/// The URL itself never reaches the error (it goes to the client); its host goes to the log.
+fn followable(
+    base: &str,
+    location: &HeaderValue,
+    artifacts: &ArtifactsConfig,
+) -> Result<Uri, GatewayError> {
+    let refuse = |why: &str| GatewayError::UpstreamUnavailable(format!("archive Location {why}"));
+    let text = location.to_str().map_err(|_| refuse("is not ASCII"))?;
+    let url = url::Url::parse(base)
+        .and_then(|base| base.join(text))
+        .map_err(|_| refuse("is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(refuse("is not http or https"));
+    }
+    let host = url.host_str().unwrap_or("");
+    if !artifacts.host_allowed(host) {
+        tracing::warn!(
+            host,
+            "archive Location names a host not in artifacts.allowed_hosts"
+        );
+        return Err(refuse("names a host not in artifacts.allowed_hosts"));
+    }
+    url.as_str()
+        .parse()
+        .map_err(|_| refuse("is not a URL the client can send"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn artifacts(hosts: &[&str]) -> ArtifactsConfig {
+        ArtifactsConfig {
+            allowed_hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
+            ..ArtifactsConfig::default()
+        }
+    }
+
+    fn follow(location: &str, hosts: &[&str]) -> Result<String, String> {
+        let base = "http://gitlab.internal:8080/api/v4/projects/1/jobs/2/artifacts";
+        followable(
+            base,
+            &HeaderValue::from_str(location).unwrap(),
+            &artifacts(hosts),
+        )
+        .map(|uri| uri.to_string())
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn locations_are_resolved_and_guarded() {
+        let signed = "https://s3.example.com/bucket/key?X-Amz-Signature=abc&X-Amz-Expires=900";
+        assert_eq!(follow(signed, &[]).unwrap(), signed);
+        assert_eq!(follow(signed, &["s3.example.com"]).unwrap(), signed);
+        assert_eq!(
+            follow("/uploads/a.zip?sig=1", &[]).unwrap(),
+            "http://gitlab.internal:8080/uploads/a.zip?sig=1"
+        );
+        for bad in [
+            "file:///etc/passwd",
+            "ftp://s3.example.com/a",
+            "gopher://x/",
+        ] {
+            let error = follow(bad, &[]).unwrap_err();
+            assert!(error.contains("not http or https"), "{bad}: {error}");
+        }
+        let error = follow(
+            "http://169.254.169.254/latest/meta-data",
+            &["s3.example.com"],
+        )
+        .unwrap_err();
+        assert!(error.contains("allowed_hosts"), "{error}");
+        assert!(
+            !error.contains("169.254"),
+            "the URL stays out of the error: {error}"
+        );
+        // A relative Location resolves to the backend's host, which must be allowed too.
+        assert!(follow("/uploads/a.zip", &["s3.example.com"]).is_err());
+        assert!(!follow(signed, &["other.example.com"])
+            .unwrap_err()
+            .contains("Signature"));
+    }
+
+    #[test]
+    fn archive_routes_name_the_job_or_the_ref() {
+        let project = ProjectRef::Path("group/app".into());
+        let (path, pairs, job) = archive_route(&project, JobSelector::Id(7));
+        assert_eq!(path, "/api/v4/projects/group%2Fapp/jobs/7/artifacts");
+        assert!(pairs.is_empty());
+        assert_eq!(job, Some(7));
+        let by_ref = JobSelector::LatestOnRef {
+            ref_name: "feature/x y",
+            job_name: "build & test",
+        };
+        let (path, pairs, job) = archive_route(&ProjectRef::Id(5), by_ref);
+        assert_eq!(
+            path,
+            "/api/v4/projects/5/jobs/artifacts/feature%2Fx%20y/download"
+        );
+        assert_eq!(pairs, [("job".to_owned(), "build & test".to_owned())]);
+        assert_eq!(job, None);
+    }
+}
