@@ -150,3 +150,13 @@ async fn corpus_on_local_storage() {
 async fn corpus_on_s3_storage() {
     every_entry_of_every_archive_is_byte_exact(Kind::S3).await;
 }
+
+#[tokio::test]
+async fn corpus_in_upstream_mode_behind_redirects() {
+    every_entry_of_every_archive_is_byte_exact(Kind::Upstream).await;
+}
+
+#[tokio::test]
+async fn corpus_in_upstream_mode_behind_proxied_downloads() {
+    every_entry_of_every_archive_is_byte_exact(Kind::UpstreamProxy).await;
+}

@@ -177,3 +177,13 @@ async fn entry_inflating_past_a_small_declared_size_sends_a_status_line_on_local
 async fn entry_inflating_past_a_small_declared_size_sends_a_status_line_on_s3_storage() {
     inflating_entry(Kind::S3, &[10, 65_536, 100_000]).await;
 }
+
+#[tokio::test]
+async fn crc_mismatch_in_a_small_entry_sends_a_status_line_in_upstream_mode() {
+    corrupt_stored_entry(Kind::Upstream, &[30, 64 * 1024]).await;
+}
+
+#[tokio::test]
+async fn entry_inflating_past_a_small_declared_size_sends_a_status_line_in_upstream_mode() {
+    inflating_entry(Kind::Upstream, &[10, 65_536, 100_000]).await;
+}

@@ -2,9 +2,10 @@
 //! ranged GETs. Either a presigned object-storage URL (S3, GCS, Azure SAS, a CDN) that
 //! works without credentials, or the backend's own archive route, read with the caller's.
 //!
-//! A URL's query string is a signature that changes on every answer and its headers are
-//! credentials: neither is printed. [`RemoteObject`] shows host and path only, and
-//! failures name the status, never the URL.
+//! A URL's query string is a signature that changes on every answer, its host and path
+//! name the bucket and key, and its headers are credentials: none is printed.
+//! [`RemoteObject`] shows as an opaque label (a digest of host and path, or the backend
+//! route's path), and failures name the status, never the URL.
 //!
 //! Validators: the object's `ETag`, or (none sent) a weak one made from its size and
 //! `Last-Modified`. Every read pinned to a validator sends it as `If-Match` when it is the
@@ -42,7 +43,7 @@ pub struct RemoteObject {
     headers: HeaderMap,
     /// What the archive index is cached under: no query, no credentials.
     key: String,
-    /// Host and path, for logs.
+    /// For logs: a label that names neither storage host nor key.
     shown: String,
 }
 
@@ -55,7 +56,14 @@ impl RemoteObject {
             uri.authority().map_or("", |a| a.as_str()),
             uri.path()
         );
-        let shown = format!("{}{}", uri.host().unwrap_or(""), uri.path());
+        let digest = crate::auth::length_prefixed_sha256([key.as_bytes()]);
+        let shown = format!(
+            "located object {}",
+            digest[..6]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
         Self {
             uri,
             headers: HeaderMap::new(),
@@ -67,7 +75,7 @@ impl RemoteObject {
     /// The backend's own route, read with `headers` (the caller's credentials); cached
     /// under `key`, which must name the archive without the credentials.
     pub fn backend(uri: Uri, headers: HeaderMap, key: String) -> Self {
-        let shown = format!("{}{}", uri.host().unwrap_or(""), uri.path());
+        let shown = format!("backend route {}", uri.path());
         Self {
             uri,
             headers,
@@ -525,7 +533,11 @@ mod tests {
             .unwrap();
         let object = RemoteObject::presigned(uri);
         assert_eq!(object.key(), "https://s3.example.com/bucket/6b/86/key");
-        assert_eq!(object.to_string(), "s3.example.com/bucket/6b/86/key");
-        assert!(!format!("{object:?}").contains("secret"));
+        for shown in [object.to_string(), format!("{object:?}")] {
+            assert!(shown.contains("located object "), "{shown}");
+            for secret in ["secret", "s3.example.com", "bucket", "6b/86"] {
+                assert!(!shown.contains(secret), "{shown}");
+            }
+        }
     }
 }
