@@ -139,6 +139,9 @@ impl Locator {
         let located = self
             .ask(upstream, artifacts, ctx, &get, &path, job_id)
             .await;
+        if let Ok(Located::Found(found)) = &located {
+            tracing::debug!(location = %found.location, "archive located");
+        }
         if let (Some(entries), Ok(Located::Found(found))) = (entries, &located) {
             if self.epoch.load(Ordering::Acquire) == epoch {
                 entries.insert(key, Arc::clone(found)).await;

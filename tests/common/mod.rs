@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use artifact_gateway::app::AppState;
 use artifact_gateway::config::{BaseUrl, Config};
-use artifact_gateway::sample_backend::{BackendBuilder, SampleBackend};
+use artifact_gateway::sample_backend::{ArtifactStore, BackendBuilder, SampleBackend};
 use artifact_gateway::server::RunningGateway;
 use artifact_gateway::storage::Storage;
 use object_store::ObjectStore;
@@ -103,9 +103,33 @@ impl Harness {
         tap: Option<WrapStore<'_>>,
         adjust: impl FnOnce(&mut Config),
     ) -> Self {
+        Self::build_with_store(backend, kind, tap, |store| store, adjust).await
+    }
+
+    /// Upstream mode (`kind` an upstream kind) with presigned URLs valid for `presign_ttl`.
+    pub async fn upstream_with_ttl(
+        kind: Kind,
+        backend: BackendBuilder,
+        presign_ttl: Duration,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
+        assert!(kind.is_upstream(), "{kind:?} has no presigned URLs");
+        let store = move |store: ArtifactStore| store.presign_ttl(presign_ttl);
+        Self::build_with_store(backend, kind, None, store, adjust).await
+    }
+
+    async fn build_with_store(
+        backend: BackendBuilder,
+        kind: Kind,
+        tap: Option<WrapStore<'_>>,
+        adjust_store: impl FnOnce(ArtifactStore) -> ArtifactStore,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let storage = TestStorage::start(kind).await;
         let backend = match storage.artifact_store() {
-            Some(store) => backend.gitlab_job_token_rules().artifacts_in(store),
+            Some(store) => backend
+                .gitlab_job_token_rules()
+                .artifacts_in(adjust_store(store)),
             None => backend,
         };
         let backend = backend.start().await.expect("backend starts");
