@@ -4,10 +4,14 @@
 //! Each one authorises first by asking the jobs backend for the job with the caller's own
 //! credentials ([`crate::upstream::jobs`]); the backend's refusal is the answer. Then the
 //! bytes come from storage ([`object`]).
+//!
+//! With `artifacts.source = "upstream"` the job log is the backend's answer instead, with
+//! `Range` and `HEAD` added ([`trace`]).
 
 pub mod content;
 pub mod entry;
 pub mod object;
+pub mod trace;
 
 use std::sync::Arc;
 
