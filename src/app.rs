@@ -257,6 +257,9 @@ impl AppState {
                     .await
             }
             Route::Trace { project, job_id } => {
+                if self.config.artifacts.source == crate::config::ArtifactSource::Upstream {
+                    return self.upstream_trace(request, &ctx, *job_id).await;
+                }
                 let (parts, body) = request.into_parts();
                 match self.serve_trace(&parts, &ctx, project, *job_id).await? {
                     Outcome::Response(response) => Ok(response),

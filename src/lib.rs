@@ -17,6 +17,8 @@
 //!   after asking the backend for the job as the caller ([`upstream::jobs`]);
 //!   [`serve::object`] streams an object with ranges and conditional requests ([`http`]),
 //!   [`serve::entry`] one file out of an archive, [`serve::content`] how it is presented.
+//!   With `artifacts.source = "upstream"`, [`serve::trace`] forwards the job log and adds
+//!   `Range` and `HEAD` to the backend's answer.
 //! - [`zip`]: the archive index (pure parser, fed as the directory streams in), the cache
 //!   of open archives, entry decoding with CRC/size verification and bounded decoders, and
 //!   the memory budget decoders and archive opens share ([`zip::budget`]).

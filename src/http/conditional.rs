@@ -57,6 +57,9 @@ pub struct Conditions {
 pub enum IfRange {
     ETag(String),
     Date(DateTime<Utc>),
+    /// Neither an entity tag nor an HTTP date: it names no representation, so it matches
+    /// none (RFC 9110 §13.1.5: a validator that does not match means the whole 200).
+    Unreadable,
 }
 
 impl Conditions {
@@ -69,11 +72,11 @@ impl Conditions {
                 .collect();
             (!values.is_empty()).then(|| values.join(", "))
         };
-        let if_range = text(header::IF_RANGE).and_then(|v| {
+        let if_range = text(header::IF_RANGE).map(|v| {
             if v.trim_start().starts_with('"') || v.trim_start().starts_with("W/") {
-                Some(IfRange::ETag(v.trim().to_owned()))
+                IfRange::ETag(v.trim().to_owned())
             } else {
-                parse_http_date(&v).map(IfRange::Date)
+                parse_http_date(&v).map_or(IfRange::Unreadable, IfRange::Date)
             }
         });
         Self {
@@ -107,6 +110,7 @@ impl Conditions {
             Some(IfRange::Date(date)) => {
                 last_modified.is_some_and(|modified| modified.timestamp() == date.timestamp())
             }
+            Some(IfRange::Unreadable) => false,
         }
     }
 }
@@ -182,6 +186,8 @@ mod tests {
         assert!(!allowed("W/\"tag\""));
         assert!(allowed("Sun, 06 Nov 1994 08:49:37 GMT"));
         assert!(!allowed("Sun, 06 Nov 1994 08:49:38 GMT"));
+        assert!(!allowed("yesterday"));
+        assert!(!allowed(""));
         assert!(Conditions::default().range_allowed(None, None));
     }
 }

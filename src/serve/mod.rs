@@ -6,10 +6,14 @@
 //! ([`crate::upstream::jobs`]) and the archive is at `storage.archive_key`; in upstream
 //! mode it is the archive route itself, whose answer names the archive's URL
 //! ([`crate::upstream::locate`]). Then the bytes come from there ([`object`]).
+//!
+//! In upstream mode the job log is the backend's answer instead, with `Range` and `HEAD`
+//! added ([`trace`]).
 
 pub mod content;
 pub mod entry;
 pub mod object;
+pub mod trace;
 
 use std::sync::Arc;
 
