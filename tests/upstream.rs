@@ -868,3 +868,111 @@ async fn locate_outcomes_are_counted() {
         "{metrics}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Timeouts on located URLs
+
+/// What a raw server does with a request.
+enum Raw {
+    /// Send these bytes, then read the next request on the connection.
+    Answer(Vec<u8>),
+    /// Send these bytes (a head and part of a body), then hold the connection.
+    Stall(Vec<u8>),
+    /// Hold the connection without a byte.
+    Silence,
+}
+
+/// A server on 127.0.0.1 that answers each request head with `respond(head)`.
+async fn raw_server(respond: impl Fn(&str) -> Raw + Send + Sync + 'static) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let respond = Arc::new(respond);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let respond = Arc::clone(&respond);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                loop {
+                    let mut head = Vec::new();
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    match respond(&String::from_utf8_lossy(&head)) {
+                        Raw::Answer(bytes) => {
+                            if socket.write_all(&bytes).await.is_err() {
+                                return;
+                            }
+                        }
+                        Raw::Stall(bytes) => {
+                            let _ = socket.write_all(&bytes).await;
+                            std::future::pending::<()>().await;
+                        }
+                        Raw::Silence => std::future::pending::<()>().await,
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn storage_timeouts_bound_reads_of_located_urls() {
+    // Storage that never answers, and storage that stops halfway through a body.
+    let silent = raw_server(|_| Raw::Silence).await;
+    let stalling = raw_server(|_| {
+        Raw::Stall(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nETag: \"x\"\r\n\r\nfirst bytes".to_vec(),
+        )
+    })
+    .await;
+    // A backend whose archive routes redirect there.
+    let backend = raw_server(move |head| {
+        let to = if head.contains("/jobs/1/") {
+            silent
+        } else {
+            stalling
+        };
+        Raw::Answer(
+            format!(
+                "HTTP/1.1 302 Found\r\nLocation: http://{to}/bucket/key?X-Amz-Signature=s\r\n\
+                 Content-Length: 0\r\n\r\n"
+            )
+            .into_bytes(),
+        )
+    })
+    .await;
+    let mut config = common::test_config(&format!("http://{backend}"));
+    config.artifacts.source = artifact_gateway::config::ArtifactSource::Upstream;
+    config.storage.read_timeout = Duration::from_secs(1);
+    let state = artifact_gateway::app::AppState::new(config).unwrap();
+    let gateway = artifact_gateway::server::RunningGateway::start_with(state)
+        .await
+        .unwrap();
+    let client = common::client();
+    let url = |path: &str| format!("http://{}/api/v4/projects/7{path}", gateway.addr());
+    let started = std::time::Instant::now();
+    for path in ["/jobs/1/artifacts", "/jobs/1/artifacts/a.txt"] {
+        let response = client.get(url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 504, "{path}");
+        assert_eq!(
+            json(response).await,
+            serde_json::json!({"message": "504 Gateway Timeout"})
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    // The stall after the head: the body is cut, never complete.
+    let response = client.get(url("/jobs/2/artifacts")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "content-length"), Some("100000"));
+    let body = response.bytes().await;
+    assert!(body.is_err(), "a stalled body ended as if complete");
+}

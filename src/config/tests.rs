@@ -1123,3 +1123,23 @@ fn artifacts_upstream_keys_are_checked() {
     assert_eq!(c.artifacts.source, ArtifactSource::Upstream);
     assert_eq!(c.artifacts.allowed_hosts, ["s3.example.com"]);
 }
+
+#[test]
+fn gitlab_example_file_parses_as_upstream_mode() {
+    let c = load(include_str!("../../config/gitlab.example.toml")).unwrap();
+    assert_eq!(c.artifacts.source, ArtifactSource::Upstream);
+    assert!(!c.artifacts.redirect);
+    assert!(c
+        .artifacts
+        .host_allowed("artifacts.s3.eu-central-1.amazonaws.com"));
+    assert!(c
+        .artifacts
+        .host_allowed("bucket.s3.eu-central-1.amazonaws.com"));
+    assert!(!c.artifacts.host_allowed("169.254.169.254"));
+    assert_eq!(
+        c.upstream.url.as_str(),
+        "http://gitlab-workhorse.internal:8181"
+    );
+    assert_eq!(c.public_url.unwrap().as_str(), "https://gitlab.example.com");
+    assert_eq!(c.cache.ttl, Duration::from_secs(30));
+}
