@@ -12,9 +12,11 @@
 //! - [`auth`]: the caller's identity inputs → cache fingerprint, upstream headers, log redaction.
 //! - [`upstream`]: the jobs backend: pooled streaming client ([`upstream::headers`] for
 //!   header rewriting) and the per-caller metadata cache ([`upstream::cache`]) with the
-//!   allow-listed GETs it keys ([`upstream::keyed`]).
+//!   allow-listed GETs it keys ([`upstream::keyed`]); in upstream mode, where archives are
+//!   found by asking the backend's archive routes as the caller ([`upstream::locate`]).
 //! - [`serve`]: endpoints answered from storage (archive, by ref, single file, job log),
-//!   after asking the backend for the job as the caller ([`upstream::jobs`]);
+//!   after asking the backend for the job as the caller ([`upstream::jobs`]), or for the
+//!   archive itself in upstream mode;
 //!   [`serve::object`] streams an object with ranges and conditional requests ([`http`]),
 //!   [`serve::entry`] one file out of an archive, [`serve::content`] how it is presented.
 //!   With `artifacts.source = "upstream"`, [`serve::trace`] forwards the job log and adds
@@ -23,7 +25,8 @@
 //!   of open archives, entry decoding with CRC/size verification and bounded decoders, and
 //!   the memory budget decoders and archive opens share ([`zip::budget`]).
 //! - [`storage`]: object storage via `object_store`: keys, ranged reads, large-chunk local
-//!   reads, failure mapping.
+//!   reads, failure mapping; and objects at URLs the backend hands out, read with ranged
+//!   HTTP GETs ([`storage::remote`]).
 //! - [`error`]: the per-request error type and its mapping to status + GitLab JSON.
 //! - [`body`]: the body type handlers return and the access-log body wrapper.
 //! - [`context`]: what is known about a request once it is named.
@@ -35,8 +38,8 @@
 //!
 //! A request enters at [`server`], is named by [`routes`] in [`app`], and is either
 //! forwarded by [`upstream`] (through its cache for job metadata) or authorised through
-//! [`upstream::jobs`], located in [`storage`] (through [`zip`] for single files) and
-//! streamed by [`serve`].
+//! [`upstream::jobs`] (or located by [`upstream::locate`]), read from [`storage`]
+//! (through [`zip`] for single files) and streamed by [`serve`].
 
 pub mod admin;
 pub mod app;

@@ -1,5 +1,9 @@
 //! Object storage: where archives and job logs are, and how their bytes are read.
 //!
+//! An object is at a [`Location`]: a key in the configured store, or (upstream mode) a URL
+//! the backend handed out, read by [`remote`]. Both answer the same `get`/`head` with the
+//! same errors, so the archive and zip paths do not care which.
+//!
 //! A thin layer over `object_store`: storage keys from the configured templates, ranged
 //! reads that return the object's metadata with the bytes (one round trip), large-chunk
 //! reads for local files ([`file`]), and one mapping of storage failures to

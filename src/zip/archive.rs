@@ -7,7 +7,8 @@
 //! a directory over `zip.max_directory_bytes` is refused from the end records' sizes,
 //! before it is read. The result — index, ETag and the tail
 //! bytes themselves, so an entry inside the tail needs no read at all — is cached by object
-//! key in a byte-weighted cache. Every later read of the archive carries the ETag as a
+//! key (for a URL: without its query, which is a signature that changes on every answer)
+//! in a byte-weighted cache. Every later read of the archive carries the ETag as a
 //! precondition: a changed object fails that read, and the caller drops the entry and opens
 //! the archive again.
 //!
