@@ -990,3 +990,107 @@ async fn storage_timeouts_bound_reads_of_located_urls() {
     let body = response.bytes().await;
     assert!(body.is_err(), "a stalled body ended as if complete");
 }
+
+/// A storage server without ETags: `Range` (one range) and `Last-Modified` only, serving
+/// whatever `object` holds at the time of each request.
+async fn storage_without_etags(
+    object: Arc<Mutex<(Vec<u8>, &'static str)>>,
+) -> std::net::SocketAddr {
+    raw_server(move |head| {
+        let (bytes, modified) = object.lock().unwrap().clone();
+        let size = bytes.len();
+        let range = head
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("range: ")
+                    .or_else(|| l.strip_prefix("Range: "))
+            })
+            .and_then(|r| r.trim().strip_prefix("bytes="))
+            .map(|r| match r.split_once('-').unwrap() {
+                ("", n) => size.saturating_sub(n.parse().unwrap())..size,
+                (a, "") => a.parse().unwrap()..size,
+                (a, b) => a.parse().unwrap()..(b.parse::<usize>().unwrap() + 1).min(size),
+            });
+        let mut answer = match &range {
+            Some(r) => format!(
+                "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {}-{}/{size}\r\n",
+                r.start,
+                r.end - 1
+            ),
+            None => "HTTP/1.1 200 OK\r\n".to_owned(),
+        };
+        let range = range.unwrap_or(0..size);
+        answer += &format!(
+            "Content-Length: {}\r\nLast-Modified: {modified}\r\n\r\n",
+            range.len()
+        );
+        let mut answer = answer.into_bytes();
+        answer.extend_from_slice(&bytes[range]);
+        Raw::Answer(answer)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn without_an_etag_reads_are_pinned_to_size_and_last_modified() {
+    let (v1, v2) = (layout(1), layout(2));
+    let object = Arc::new(Mutex::new((
+        v1.bytes.clone(),
+        "Tue, 01 Dec 2026 10:00:00 GMT",
+    )));
+    let storage = storage_without_etags(Arc::clone(&object)).await;
+    let backend = raw_server(move |_| {
+        Raw::Answer(
+            format!(
+                "HTTP/1.1 302 Found\r\nLocation: http://{storage}/a/b?sig=1\r\nContent-Length: 0\r\n\r\n"
+            )
+            .into_bytes(),
+        )
+    })
+    .await;
+    let mut config = common::test_config(&format!("http://{backend}"));
+    config.artifacts.source = artifact_gateway::config::ArtifactSource::Upstream;
+    let state = artifact_gateway::app::AppState::new(config).unwrap();
+    let gateway = artifact_gateway::server::RunningGateway::start_with(state)
+        .await
+        .unwrap();
+    let client = common::client();
+    let url = |name: &str| {
+        format!(
+            "http://{}/api/v4/projects/7/jobs/1/artifacts/{name}",
+            gateway.addr()
+        )
+    };
+    let read = |name: &'static str| {
+        let client = client.clone();
+        let url = url(name);
+        async move {
+            let response = client.get(url).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{name}");
+            response.bytes().await.unwrap()
+        }
+    };
+    assert!(read("big-stored.bin").await == v1.big_stored);
+    // Replaced: another size and another date, and still no ETag.
+    *object.lock().unwrap() = (v2.bytes.clone(), "Wed, 02 Dec 2026 10:00:00 GMT");
+    assert!(
+        read("big-stored.bin").await == v2.big_stored,
+        "the old index served the new object"
+    );
+    assert!(read("dir/big-deflated.txt").await == v2.big_deflated);
+    // The whole archive: Last-Modified, and no ETag invented for the client.
+    let archive = client
+        .get(format!(
+            "http://{}/api/v4/projects/7/jobs/1/artifacts",
+            gateway.addr()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        header(&archive, "last-modified"),
+        Some("Wed, 02 Dec 2026 10:00:00 GMT")
+    );
+    assert_eq!(header(&archive, "etag"), None);
+    assert!(archive.bytes().await.unwrap() == v2.bytes);
+}
