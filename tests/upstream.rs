@@ -1094,3 +1094,88 @@ async fn without_an_etag_reads_are_pinned_to_size_and_last_modified() {
     assert_eq!(header(&archive, "etag"), None);
     assert!(archive.bytes().await.unwrap() == v2.bytes);
 }
+
+#[tokio::test]
+async fn one_callers_burst_shares_one_locate_and_one_open() {
+    let h = start(Kind::Upstream, |_| {}).await;
+    let a = layout(11);
+    let before = reads_so_far(&h);
+    let requests = (0..16).map(|i| {
+        let name = if i % 2 == 0 {
+            "small.txt"
+        } else {
+            "big-stored.bin"
+        };
+        let want = if i % 2 == 0 {
+            a.small.clone()
+        } else {
+            a.big_stored.clone()
+        };
+        let (client, url) = (
+            h.client.clone(),
+            h.url(&format!("/projects/1/jobs/11/artifacts/{name}")),
+        );
+        async move {
+            let response = client
+                .get(url)
+                .header("PRIVATE-TOKEN", DEMO)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            assert!(response.bytes().await.unwrap() == want, "{name}");
+        }
+    });
+    futures_util::future::join_all(requests).await;
+    assert_eq!(
+        archive_route_count(&h, 1, 11),
+        1,
+        "one locate for the burst"
+    );
+    // One tail read; the stored entry outside the tail is read by each of its requests.
+    let reads = reads_since(&h, before);
+    assert_eq!(
+        reads
+            .iter()
+            .filter(|r| r.as_deref() == Some("bytes=-131072"))
+            .count(),
+        1,
+        "{reads:?}"
+    );
+    assert_eq!(reads.len(), 1 + 8, "{reads:?}");
+    // Refusals are shared by a burst too, and never kept.
+    let refused = (0..8).map(|_| {
+        let (client, url) = (
+            h.client.clone(),
+            h.url("/projects/1/jobs/11/artifacts/small.txt"),
+        );
+        async move {
+            let response = client
+                .get(url)
+                .header("PRIVATE-TOKEN", "outsider-token")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 404);
+            assert_eq!(
+                json(response).await,
+                serde_json::json!({"message": "404 Project Not Found"})
+            );
+        }
+    });
+    futures_util::future::join_all(refused).await;
+    let refusals = archive_route_count(&h, 1, 11) - 1;
+    assert!((1..=8).contains(&refusals), "{refusals}");
+    let again = get_with(
+        &h,
+        "/projects/1/jobs/11/artifacts/small.txt",
+        &[("PRIVATE-TOKEN", "outsider-token")],
+    )
+    .await;
+    assert_eq!(again.status(), 404);
+    assert_eq!(
+        archive_route_count(&h, 1, 11) - 1,
+        refusals + 1,
+        "a refusal is not kept"
+    );
+}

@@ -11,11 +11,12 @@
 //! - A `4xx` is the caller's answer, passed through; anything else is a `502`.
 //!
 //! A location is kept per request digest (so per caller, [`super::keyed`]) for at most
-//! `cache.ttl`, like job metadata. A job mutation through the gateway drops that job's
-//! locations and every by-ref location for everyone, and a locate in flight meanwhile is
-//! not kept, so an erase is seen by the very next request.
+//! `cache.ttl`, like job metadata, and one caller's concurrent requests share one locate.
+//! A job mutation through the gateway drops that job's locations and every by-ref location
+//! for everyone, and a locate in flight meanwhile is not kept, so an erase is seen by the
+//! very next request. Refusals are never kept.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use http::{header, HeaderValue, Response, StatusCode, Uri};
@@ -52,6 +53,86 @@ impl std::fmt::Debug for Found {
 pub enum Located {
     Found(Arc<Found>),
     Refused(Response<Body>),
+}
+
+/// What the backend answered, before it is kept or shared.
+enum Asked {
+    Found(Arc<Found>),
+    Refused(Refusal),
+}
+
+impl Asked {
+    fn into_located(self) -> Located {
+        match self {
+            Asked::Found(found) => Located::Found(found),
+            Asked::Refused(refusal) => Located::Refused(refusal.to_response()),
+        }
+    }
+}
+
+/// A locate that produced no kept location; shared by every request that waited on it.
+enum Unkept {
+    /// Found while a mutation happened: served, not kept.
+    Raced(Arc<Found>),
+    Refused(Refusal),
+    Failed(GatewayError),
+}
+
+/// Most bytes of a refusal kept to be answered to each waiter (GitLab's are tiny JSON).
+const MAX_REFUSAL_BYTES: u64 = 64 * 1024;
+
+/// The backend's `4xx`, buffered so that every waiter of one locate gets it.
+struct Refusal {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: bytes::Bytes,
+}
+
+impl Refusal {
+    async fn read(
+        response: Response<hyper::body::Incoming>,
+        upstream: &Upstream,
+        ctx: &RequestContext,
+    ) -> Self {
+        let (mut parts, incoming) = response.into_parts();
+        let status = parts.status;
+        // Not the backend's own refusal but storage's, relayed (a proxied download of a
+        // missing object), whose XML names bucket and key; or one too large to keep, or
+        // cut short. GitLab's JSON for the status instead.
+        let own = if is_json(&parts.headers) {
+            super::cache::read_bounded(incoming, MAX_REFUSAL_BYTES, &parts.headers)
+                .await
+                .ok()
+        } else {
+            None
+        };
+        let Some(body) = own else {
+            let reason = status.canonical_reason().unwrap_or("Error");
+            let message = serde_json::json!({ "message": format!("{} {reason}", status.as_u16()) });
+            let response = crate::error::json_response(status, &message);
+            return Self {
+                status,
+                headers: response.headers().clone(),
+                body: bytes::Bytes::from(message.to_string()),
+            };
+        };
+        upstream.prepare_response(&mut parts.headers, ctx);
+        // The body is whole now: its length is the buffer's.
+        parts.headers.remove(header::TRANSFER_ENCODING);
+        parts.headers.remove(header::CONTENT_LENGTH);
+        Self {
+            status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    fn to_response(&self) -> Response<Body> {
+        let mut response = Response::new(body::full(self.body.clone()));
+        *response.status_mut() = self.status;
+        *response.headers_mut() = self.headers.clone();
+        response
+    }
 }
 
 pub struct Locator {
@@ -127,27 +208,50 @@ impl Locator {
             .entries
             .as_ref()
             .filter(|_| ctx.credentials.unkeyable().is_none());
-        if let Some(entries) = entries {
-            if fresh {
-                entries.invalidate(&key).await;
-            } else if let Some(found) = entries.get(&key).await {
-                self.metrics.locate("cached");
-                return Ok(Located::Found(found));
+        let ask = || async {
+            let asked = self
+                .ask(upstream, artifacts, ctx, &get, &path, job_id)
+                .await;
+            if let Ok(Asked::Found(found)) = &asked {
+                tracing::debug!(location = %found.location, "archive located");
             }
+            asked
+        };
+        let Some(entries) = entries else {
+            return ask().await.map(Asked::into_located);
+        };
+        if fresh {
+            entries.invalidate(&key).await;
         }
-        let epoch = self.epoch.load(Ordering::Acquire);
-        let located = self
-            .ask(upstream, artifacts, ctx, &get, &path, job_id)
-            .await;
-        if let Ok(Located::Found(found)) = &located {
-            tracing::debug!(location = %found.location, "archive located");
-        }
-        if let (Some(entries), Ok(Located::Found(found))) = (entries, &located) {
-            if self.epoch.load(Ordering::Acquire) == epoch {
-                entries.insert(key, Arc::clone(found)).await;
+        // One locate at a time per key: a burst of one caller's requests (a page loading
+        // many files of one archive) asks the backend once.
+        let asked_here = AtomicBool::new(false);
+        let load = async {
+            asked_here.store(true, Ordering::Relaxed);
+            let epoch = self.epoch.load(Ordering::Acquire);
+            match ask().await {
+                // A mutation while the backend answered: serve this answer, keep none.
+                Ok(Asked::Found(found)) if self.epoch.load(Ordering::Acquire) != epoch => {
+                    Err(Unkept::Raced(found))
+                }
+                Ok(Asked::Found(found)) => Ok(found),
+                Ok(Asked::Refused(refusal)) => Err(Unkept::Refused(refusal)),
+                Err(error) => Err(Unkept::Failed(error)),
             }
+        };
+        match entries.try_get_with(key, load).await {
+            Ok(found) => {
+                if !asked_here.load(Ordering::Relaxed) {
+                    self.metrics.locate("cached");
+                }
+                Ok(Located::Found(found))
+            }
+            Err(unkept) => match &*unkept {
+                Unkept::Raced(found) => Ok(Located::Found(Arc::clone(found))),
+                Unkept::Refused(refusal) => Ok(Located::Refused(refusal.to_response())),
+                Unkept::Failed(error) => Err(error.clone()),
+            },
         }
-        located
     }
 
     async fn ask(
@@ -158,7 +262,7 @@ impl Locator {
         get: &KeyedGet,
         path: &str,
         job_id: Option<u64>,
-    ) -> Result<Located, GatewayError> {
+    ) -> Result<Asked, GatewayError> {
         let response = match upstream.send_keyed(get).await {
             Ok(response) => response,
             Err(error) => {
@@ -180,7 +284,7 @@ impl Locator {
                 }
             };
             self.metrics.locate("redirect");
-            return Ok(Located::Found(Arc::new(Found {
+            return Ok(Asked::Found(Arc::new(Found {
                 location: Location::Url(Arc::new(RemoteObject::presigned(uri))),
                 redirect: Some(location),
                 job_id,
@@ -206,7 +310,7 @@ impl Locator {
                 key = format!("{key}#{etag}");
             }
             self.metrics.locate("backend");
-            return Ok(Located::Found(Arc::new(Found {
+            return Ok(Asked::Found(Arc::new(Found {
                 location: Location::Url(Arc::new(RemoteObject::backend(uri, headers, key))),
                 redirect: None,
                 job_id,
@@ -214,19 +318,7 @@ impl Locator {
         }
         if status.is_client_error() {
             self.metrics.locate("refused");
-            if !is_json(response.headers()) {
-                // Not the backend's own refusal but storage's, relayed (a proxied download
-                // of a missing object): its XML names bucket and key. GitLab's JSON instead.
-                let reason = status.canonical_reason().unwrap_or("Error");
-                let message = format!("{} {reason}", status.as_u16());
-                return Ok(Located::Refused(crate::error::json_response(
-                    status,
-                    &serde_json::json!({ "message": message }),
-                )));
-            }
-            let mut response = response.map(body::boxed);
-            upstream.prepare_response(response.headers_mut(), ctx);
-            return Ok(Located::Refused(response));
+            return Ok(Asked::Refused(Refusal::read(response, upstream, ctx).await));
         }
         self.metrics.locate("error");
         Err(GatewayError::UpstreamUnavailable(format!(
