@@ -6,8 +6,9 @@
 //!
 //! - A redirect (`301`, `302`, `303`, `307`, `308`) names the archive's URL: presigned, read
 //!   without credentials. Only `http`/`https`, and only `artifacts.allowed_hosts` when set.
-//! - A `200` makes the route itself the archive: read with ranged GETs on that route, with
-//!   the caller's credentials. The first answer's body is dropped unread.
+//! - A `200` (or `206`: the locate asks for one byte) makes the route itself the archive:
+//!   read with ranged GETs on that route, with the caller's credentials. The first
+//!   answer's body is dropped unread.
 //! - A `4xx` is the caller's answer, passed through; anything else is a `502`.
 //!
 //! A location is kept per request digest (so per caller, [`super::keyed`]) for at most
@@ -263,7 +264,14 @@ impl Locator {
         path: &str,
         job_id: Option<u64>,
     ) -> Result<Asked, GatewayError> {
-        let response = match upstream.send_keyed(get).await {
+        // When the route is the archive itself (GitLab's proxy_download, local storage), a
+        // plain GET would make it start streaming the whole object from storage, only to be
+        // dropped: ask for one byte. A redirect ignores it.
+        let mut request = get.request(upstream.uri_for(get.path_and_query())?);
+        request
+            .headers_mut()
+            .insert(header::RANGE, HeaderValue::from_static("bytes=0-0"));
+        let response = match upstream.send(request).await {
             Ok(response) => response,
             Err(error) => {
                 self.metrics.locate("error");
@@ -290,7 +298,11 @@ impl Locator {
                 job_id,
             })));
         }
-        if status == StatusCode::OK {
+        // 416: an empty object, the route is the archive all the same.
+        if matches!(
+            status,
+            StatusCode::OK | StatusCode::PARTIAL_CONTENT | StatusCode::RANGE_NOT_SATISFIABLE
+        ) {
             // The route is the archive; its ETag (GitLab passes storage's) tells versions
             // of a by-ref archive apart in the index cache.
             let etag = response.headers().get(header::ETAG).cloned();
