@@ -270,20 +270,21 @@ async fn demo_in_upstream_mode_serves_archives_files_and_ranged_logs_through_the
 }
 
 #[test]
-fn source_is_a_demo_flag() {
-    let output = Command::new(env!("CARGO_BIN_EXE_artifact-gateway"))
-        .args([
-            "--source",
-            "upstream",
-            "--config",
-            "/nonexistent/gateway.toml",
-        ])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("'--source <SOURCE>' cannot be used with '--config <FILE>'"),
-        "{stderr}"
-    );
+fn demo_flags_are_refused_without_demo() {
+    for (flag, value) in [
+        ("--source", "upstream"),
+        ("--listen", "127.0.0.1:1"),
+        ("--storage-dir", "/tmp"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_artifact-gateway"))
+            .args([flag, value, "--config", "/nonexistent/gateway.toml"])
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{flag}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("'{flag} <")) && stderr.contains("cannot be used with"),
+            "{flag}: {stderr}"
+        );
+    }
 }
