@@ -4,13 +4,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use artifact_gateway::config::{Config, LogFormat};
+use artifact_gateway::config::{ArtifactSource, Config, LogFormat};
 use artifact_gateway::server::RunningGateway;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(version, about = "Streaming reverse proxy for GitLab CI job artifacts")]
 #[command(args_conflicts_with_subcommands = true)]
+// The --demo flags say `conflicts_with = "config"` rather than `requires = "demo"`: a bool
+// flag's implicit default `false` satisfies `requires`, while conflicts count only what was
+// given, and without --demo there must be a --config.
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
@@ -22,12 +25,34 @@ struct Args {
     #[arg(long, conflicts_with = "config")]
     demo: bool,
     /// Listen address for --demo.
-    #[arg(long, default_value = "127.0.0.1:8080", requires = "demo")]
+    #[arg(long, default_value = "127.0.0.1:8080", conflicts_with = "config")]
     listen: std::net::SocketAddr,
     /// Storage directory for --demo (default: a new temporary directory). Files already
-    /// there are kept, so a benchmark can put its own archives in place first.
-    #[arg(long, value_name = "DIR", requires = "demo")]
+    /// there are kept, so a benchmark can put its own archives in place first. With
+    /// `--source upstream` the archives go under DIR/objects, at the backend's keys.
+    #[arg(long, value_name = "DIR", conflicts_with = "config")]
     storage_dir: Option<PathBuf>,
+    /// Where --demo's gateway finds archives (`artifacts.source`): `storage` (key templates
+    /// over the storage directory) or `upstream` (the sample backend's archive routes, which
+    /// answer as GitLab with object storage: a 302 to a presigned URL).
+    #[arg(long, value_enum, default_value = "storage", conflicts_with = "config")]
+    source: DemoSource,
+}
+
+/// `--source`, as `artifacts.source` spells it.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DemoSource {
+    Storage,
+    Upstream,
+}
+
+impl From<DemoSource> for ArtifactSource {
+    fn from(source: DemoSource) -> Self {
+        match source {
+            DemoSource::Storage => ArtifactSource::Storage,
+            DemoSource::Upstream => ArtifactSource::Upstream,
+        }
+    }
 }
 
 /// Tools for containers and the deployment examples.
@@ -83,7 +108,11 @@ async fn run(args: Args) -> Result<(), String> {
         None => {}
     }
     let demo = if args.demo {
-        Some(artifact_gateway::demo::Demo::start(args.listen, args.storage_dir.clone()).await?)
+        let source = args.source.into();
+        Some(
+            artifact_gateway::demo::Demo::start(args.listen, args.storage_dir.clone(), source)
+                .await?,
+        )
     } else {
         None
     };

@@ -1,10 +1,11 @@
 //! The `artifact-gateway` binary itself: configuration from a file and the environment, JSON
-//! logs, and SIGTERM: readiness fails, a download in flight finishes, the process exits 0.
+//! logs, and SIGTERM: readiness fails, a download in flight finishes, the process exits 0;
+//! and `--demo --source upstream`, the gateway in upstream mode before the sample backend.
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use artifact_gateway::sample_backend::BackendBuilder;
@@ -154,4 +155,136 @@ fn a_bad_configuration_names_the_key_and_exits_non_zero() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("upstream.timeuot"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Kills the child when dropped, so a failing test leaves no process behind.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn demo_in_upstream_mode_serves_archives_files_and_ranged_logs_through_the_backend() {
+    let archive: &[u8] = include_bytes!("../src/demo/job-104.zip");
+    // A deflated entry, so the single file is decoded, not just cut out.
+    let name = "dist/app.txt";
+    let mut file = Vec::new();
+    zip::ZipArchive::new(std::io::Cursor::new(archive))
+        .unwrap()
+        .by_name(name)
+        .unwrap()
+        .read_to_end(&mut file)
+        .unwrap();
+    let port = common::free_port();
+    let storage =
+        std::env::temp_dir().join(format!("artifact-gateway-demo-up-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&storage);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_artifact-gateway"))
+        .args(["--demo", "--source", "upstream", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--storage-dir")
+        .arg(&storage)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let child = KillOnDrop(child);
+    let printed = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = BufReader::new(stdout).read_to_string(&mut text);
+        text
+    });
+
+    let client = common::client();
+    let base = format!("http://127.0.0.1:{port}/api/v4");
+    let get = |path: &str, headers: &[(&str, &str)]| {
+        let mut request = client.get(format!("{base}{path}"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+    let started = Instant::now();
+    let first = loop {
+        match get("/projects/1/jobs/104/artifacts", &[]).await {
+            Ok(response) => break response,
+            Err(_) if started.elapsed() < Duration::from_secs(20) => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(error) => panic!("the demo did not start: {error}"),
+        }
+    };
+    assert_eq!(first.status(), 200);
+    assert!(
+        first.bytes().await.unwrap() == archive,
+        "archive of job 104"
+    );
+
+    let path = format!("/projects/1/jobs/104/artifacts/{name}");
+    let r = get(&path, &[]).await.unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    assert!(r.bytes().await.unwrap() == file, "{name} of job 104");
+
+    // Job 106 is running: its token downloads, but GitLab refuses it on the job route.
+    let job_token = [("JOB-TOKEN", "job-token-106")];
+    let r = get("/projects/1/jobs/104/artifacts", &job_token)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.unwrap() == archive, "with a job token");
+    let r = get("/projects/1/jobs/106", &job_token).await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    // The backend's log, cut to the Range by the gateway.
+    let demo = ("PRIVATE-TOKEN", "demo-token");
+    let log = get("/projects/1/jobs/104/trace", &[demo]).await.unwrap();
+    assert_eq!(log.status(), 200);
+    let log = log.bytes().await.unwrap();
+    assert!(log.len() > 10, "a log to cut");
+    let r = get(
+        "/projects/1/jobs/104/trace",
+        &[demo, ("Range", "bytes=0-9")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(
+        common::header(&r, "content-range"),
+        Some(format!("bytes 0-9/{}", log.len()).as_str())
+    );
+    assert_eq!(r.bytes().await.unwrap(), log[..10]);
+
+    drop(child);
+    let printed = printed.join().unwrap();
+    assert!(
+        printed.contains("artifacts.source = \"upstream\"") && printed.contains("job-token-106"),
+        "{printed}"
+    );
+    let _ = std::fs::remove_dir_all(&storage);
+}
+
+#[test]
+fn demo_flags_are_refused_without_demo() {
+    for (flag, value) in [
+        ("--source", "upstream"),
+        ("--listen", "127.0.0.1:1"),
+        ("--storage-dir", "/tmp"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_artifact-gateway"))
+            .args([flag, value, "--config", "/nonexistent/gateway.toml"])
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{flag}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("'{flag} <")) && stderr.contains("cannot be used with"),
+            "{flag}: {stderr}"
+        );
+    }
 }

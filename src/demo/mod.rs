@@ -1,12 +1,17 @@
 //! `artifact-gateway --demo`: the embedded default a newcomer runs first. It starts the
 //! sample jobs backend, lays out sample archives and job logs in a local directory, and
 //! builds a configuration pointing at both.
+//!
+//! With `--source upstream` (`artifacts.source = "upstream"`) the backend runs in its
+//! GitLab-faithful mode instead: GitLab's job-token rules, and archives at its hashed
+//! `@final` keys under `<storage dir>/objects`, handed out as `302`s to presigned URLs of
+//! its own local object store; the job logs are the backend's.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::config::{BaseUrl, Config};
-use crate::sample_backend::{BackendBuilder, SampleBackend};
+use crate::config::{ArtifactSource, BaseUrl, Config};
+use crate::sample_backend::{ArtifactStore, BackendBuilder, DownloadMode, SampleBackend};
 
 /// Sample archives (written by Python's `zipfile`), by job id, all in project 1 but 201.
 const ARCHIVES: [(u64, u64, &[u8]); 4] = [
@@ -19,6 +24,9 @@ const ARCHIVES: [(u64, u64, &[u8]); 4] = [
 /// Finished jobs whose logs are in storage.
 const TRACES: [(u64, u64); 6] = [(1, 101), (1, 102), (1, 103), (1, 104), (1, 107), (2, 201)];
 
+/// Where upstream mode keeps the backend's objects, under the storage directory.
+const OBJECTS_DIR: &str = "objects";
+
 pub struct Demo {
     pub config: Config,
     pub storage_dir: PathBuf,
@@ -26,20 +34,39 @@ pub struct Demo {
 }
 
 impl Demo {
-    pub async fn start(listen: SocketAddr, storage_dir: Option<PathBuf>) -> Result<Self, String> {
-        let backend = BackendBuilder::sample_data()
-            .start()
-            .await
-            .map_err(|e| format!("cannot start the sample backend: {e}"))?;
+    /// Start the sample backend and lay out the samples for `source`.
+    pub async fn start(
+        listen: SocketAddr,
+        storage_dir: Option<PathBuf>,
+        source: ArtifactSource,
+    ) -> Result<Self, String> {
         let storage_dir = storage_dir.unwrap_or_else(|| {
             std::env::temp_dir().join(format!("artifact-gateway-demo-{}", std::process::id()))
         });
-        write_samples(&storage_dir).map_err(|e| format!("cannot write sample artifacts: {e}"))?;
+        let builder = match source {
+            ArtifactSource::Storage => BackendBuilder::sample_data(),
+            ArtifactSource::Upstream => BackendBuilder::sample_data()
+                .gitlab_job_token_rules()
+                .artifacts_in(ArtifactStore::local(
+                    storage_dir.join(OBJECTS_DIR),
+                    DownloadMode::Redirect,
+                )),
+        };
+        let backend = builder
+            .start()
+            .await
+            .map_err(|e| format!("cannot start the sample backend: {e}"))?;
+        match source {
+            ArtifactSource::Storage => write_samples(&storage_dir),
+            ArtifactSource::Upstream => write_objects(&backend, &storage_dir.join(OBJECTS_DIR)),
+        }
+        .map_err(|e| format!("cannot write sample artifacts: {e}"))?;
         let upstream =
             BaseUrl::parse(&backend.url()).map_err(|e| format!("sample backend url: {e}"))?;
         let mut config =
             Config::with_defaults(upstream, format!("file://{}", storage_dir.display()));
         config.listen = listen;
+        config.artifacts.source = source;
         Ok(Self {
             config,
             storage_dir,
@@ -49,6 +76,9 @@ impl Demo {
 
     /// What to try, printed once the gateway listens.
     pub fn instructions(&self, addr: SocketAddr) -> String {
+        if self.config.artifacts.source == ArtifactSource::Upstream {
+            return self.upstream_instructions(addr);
+        }
         let base = format!("http://{addr}/api/v4");
         format!(
             "artifact-gateway demo on http://{addr}
@@ -82,6 +112,49 @@ Try:
             dir = self.storage_dir.display(),
         )
     }
+
+    /// What to try in upstream mode: what differs from storage mode.
+    fn upstream_instructions(&self, addr: SocketAddr) -> String {
+        let base = format!("http://{addr}/api/v4");
+        format!(
+            "artifact-gateway demo on http://{addr}, artifacts.source = \"upstream\"
+  sample jobs backend: {upstream} (GitLab's job-token rules; archives in its own object store)
+  archives: {dir} (at the backend's hashed keys)    logs: the backend's
+  users: demo (token demo-token, member of demo/app and demo/secret), outsider (token outsider-token)
+  job 106 is running: its CI job token is job-token-106
+
+Try:
+  # the backend's own answer: a 302 to a presigned URL of its object store, fresh each time
+  curl -i {upstream}/api/v4/projects/1/jobs/104/artifacts
+  # the gateway asks that route as the caller, follows the 302 and reads the object itself
+  curl -o artifacts.zip {base}/projects/1/jobs/104/artifacts
+  # a CI job token downloads an archive and a single file, as on GitLab's artifact routes
+  curl -o artifacts.zip -H 'JOB-TOKEN: job-token-106' {base}/projects/1/jobs/104/artifacts
+  curl -H 'JOB-TOKEN: job-token-106' {base}/projects/1/jobs/104/artifacts/README.md
+  # ...but GitLab refuses it on the job itself: 401
+  curl -i -H 'JOB-TOKEN: job-token-106' {base}/projects/1/jobs/106
+  # part of a single file, decoded out of the archive (Workhorse has no Range there)
+  curl -i -H 'Range: bytes=0-99' {base}/projects/1/jobs/104/artifacts/dist/app.txt
+  # a job log comes from the backend; the gateway adds the Range GitLab's route lacks: 206
+  curl -i -H 'PRIVATE-TOKEN: demo-token' -H 'Range: bytes=0-9' {base}/projects/1/jobs/104/trace
+",
+            upstream = self.config.upstream.url,
+            dir = self.storage_dir.join(OBJECTS_DIR).display(),
+        )
+    }
+}
+
+/// Write each sample archive at the key `backend` assigned it, under `dir`.
+fn write_objects(backend: &SampleBackend, dir: &Path) -> std::io::Result<()> {
+    for (_, job, bytes) in ARCHIVES {
+        let key = backend.archive_key(job).ok_or_else(|| {
+            std::io::Error::other(format!("the sample backend has no archive for job {job}"))
+        })?;
+        let path = dir.join(key);
+        std::fs::create_dir_all(path.parent().expect("has a parent"))?;
+        std::fs::write(path, bytes)?;
+    }
+    Ok(())
 }
 
 /// Write the samples, keeping any file already in place.

@@ -9,12 +9,15 @@
 //!   presigned URL itself, passing `Range` and the `If-*` headers through, and streams
 //!   storage's status, length, range and validators back.
 //!
-//! Every answer is signed afresh and carries a signed nonce, so two answers differ even
-//! within the one second that SigV4's `X-Amz-Date` can tell apart (GitLab's signatures
-//! change with time; tests of a gateway's cache need them to change every time).
+//! Storage is an S3 bucket ([`ArtifactStore::new`], signing with its credentials) or a local
+//! directory the backend serves itself as object storage ([`ArtifactStore::local`], see
+//! `objects`). Every answer is signed afresh and carries a signed nonce, so two answers
+//! differ even within the one second that SigV4's `X-Amz-Date` can tell apart (GitLab's
+//! signatures change with time; tests of a gateway's cache need them to change every time).
 
 use std::error::Error as StdError;
 use std::hash::{BuildHasher, RandomState};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -31,6 +34,7 @@ use object_store::path::Path;
 use object_store::signer::{SignedUrlOptions, Signer};
 use sha2::{Digest, Sha256};
 
+use super::objects::LocalObjects;
 use super::RecordedRequest;
 
 /// A response body of the sample backend: whole (JSON, text) or streamed from storage.
@@ -71,14 +75,29 @@ pub enum DownloadMode {
     Proxy,
 }
 
-/// The object storage behind the archive routes: an S3 bucket (signing with its
-/// credentials), the download mode and the presigned URLs' lifetime.
+/// The object storage behind the archive routes, the download mode and the presigned
+/// URLs' lifetime.
 #[derive(Debug)]
 pub struct ArtifactStore {
-    s3: AmazonS3,
+    backing: Backing,
     mode: DownloadMode,
     ttl: Duration,
     nonce: AtomicU64,
+}
+
+/// Where the objects are.
+#[derive(Debug)]
+enum Backing {
+    /// An S3 bucket (boxed: a signer and a client are large beside a path and a secret).
+    S3(Box<Bucket>),
+    /// Files under a directory, served by the backend's own object route.
+    Local(LocalObjects),
+}
+
+/// An S3 bucket: URLs signed with its credentials; proxy mode fetches them over HTTP.
+#[derive(Debug)]
+struct Bucket {
+    s3: AmazonS3,
     client: Client<HttpConnector, Empty<Bytes>>,
 }
 
@@ -86,12 +105,24 @@ impl ArtifactStore {
     /// Archives in `s3` (keys are paths in its bucket), answered in `mode`. Proxy mode
     /// reaches storage over plain HTTP only (the tests' S3 server).
     pub fn new(s3: AmazonS3, mode: DownloadMode) -> Self {
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        Self::with(Backing::S3(Box::new(Bucket { s3, client })), mode)
+    }
+
+    /// Archives as files under `dir` (keys are paths below it), answered in `mode`: the
+    /// presigned URLs point at the backend itself (`/-/objects/<key>?expires=…&signature=…`,
+    /// signed with a secret of this store), and proxy mode reads the files directly. Needs
+    /// no S3 server, so the demo can run upstream mode.
+    pub fn local(dir: PathBuf, mode: DownloadMode) -> Self {
+        Self::with(Backing::Local(LocalObjects::new(dir)), mode)
+    }
+
+    fn with(backing: Backing, mode: DownloadMode) -> Self {
         ArtifactStore {
-            s3,
+            backing,
             mode,
             ttl: DEFAULT_PRESIGN_TTL,
             nonce: AtomicU64::new(0),
-            client: Client::builder(TokioExecutor::new()).build_http(),
         }
     }
 
@@ -107,60 +138,110 @@ impl ArtifactStore {
         self.mode
     }
 
-    /// A fresh presigned URL for `method` on `key`.
-    async fn sign(&self, method: Method, key: &str) -> object_store::Result<String> {
-        let nonce = self.nonce.fetch_add(1, Ordering::Relaxed).to_string();
-        let options = SignedUrlOptions::default().with_query([(NONCE_PARAM, nonce)]);
-        let url = self
-            .s3
-            .signed_url_opts(method, &Path::from(key), self.ttl, &options)
-            .await?;
-        Ok(url.to_string())
+    /// The local store, whose object route the backend serves.
+    pub(super) fn local_objects(&self) -> Option<&LocalObjects> {
+        match &self.backing {
+            Backing::Local(objects) => Some(objects),
+            Backing::S3(_) => None,
+        }
     }
 
-    /// Answer an archive request whose access checks passed and whose object is `key`.
-    pub(super) async fn answer(&self, req: &RecordedRequest, key: &str) -> Response<Body> {
+    /// A fresh presigned URL for `method` on `key`; `base` is the backend's own URL.
+    async fn sign(&self, method: Method, key: &str, base: &str) -> object_store::Result<String> {
+        let nonce = self.nonce.fetch_add(1, Ordering::Relaxed);
+        match &self.backing {
+            Backing::S3(bucket) => {
+                let options =
+                    SignedUrlOptions::default().with_query([(NONCE_PARAM, nonce.to_string())]);
+                let url = bucket
+                    .s3
+                    .signed_url_opts(method, &Path::from(key), self.ttl, &options)
+                    .await?;
+                Ok(url.to_string())
+            }
+            Backing::Local(objects) => Ok(objects.presign(base, &method, key, self.ttl, nonce)),
+        }
+    }
+
+    /// Answer an archive request whose access checks passed and whose object is `key`;
+    /// `base` is the backend's own URL (`http://host:port`).
+    pub(super) async fn answer(
+        &self,
+        req: &RecordedRequest,
+        key: &str,
+        base: &str,
+    ) -> Response<Body> {
         let head = req.method == Method::HEAD;
         let method = if head { Method::HEAD } else { Method::GET };
-        let url = match self.sign(method.clone(), key).await {
+        let proxy_client = match (self.mode, &self.backing) {
+            (DownloadMode::Redirect, _) => None,
+            (DownloadMode::Proxy, Backing::S3(bucket)) => Some(&bucket.client),
+            (DownloadMode::Proxy, Backing::Local(objects)) => {
+                // The same files and the same range and condition logic as the object
+                // route, without an HTTP round trip to ourselves.
+                let stored = objects.serve(&method, &passed_to_storage(req), key).await;
+                return relay(stored);
+            }
+        };
+        let url = match self.sign(method.clone(), key, base).await {
             Ok(url) => url,
             Err(_) => return internal_error(),
         };
-        match self.mode {
-            DownloadMode::Redirect => redirect(&url, head),
-            DownloadMode::Proxy => self.proxy(req, method, &url).await,
+        match proxy_client {
+            None => redirect(&url, head),
+            Some(client) => proxy(client, req, method, &url).await,
         }
     }
+}
 
-    /// Workhorse's `send-url`: fetch the object with the caller's range and conditions.
-    async fn proxy(&self, req: &RecordedRequest, method: Method, url: &str) -> Response<Body> {
-        let mut upstream = Request::builder().method(method).uri(url);
-        for name in PASSED_TO_STORAGE {
-            for value in req.headers.get_all(name) {
-                upstream = upstream.header(name, value);
-            }
-        }
-        let Ok(upstream) = upstream.body(Empty::new()) else {
-            return internal_error();
-        };
-        let Ok(stored) = self.client.request(upstream).await else {
-            return internal_error();
-        };
-        let (parts, body) = stored.into_parts();
-        let mut response = Response::new(body.map_err(|e| Box::new(e) as _).boxed_unsync());
-        *response.status_mut() = parts.status;
-        let headers = response.headers_mut();
-        for name in PASSED_FROM_STORAGE {
-            if let Some(value) = parts.headers.get(name) {
-                headers.insert(HeaderName::from_static(name), value.clone());
-            }
-        }
-        if parts.status.is_success() {
-            archive_headers(headers);
-        }
-        super::handlers::common_headers(headers);
-        response
+/// Workhorse's `send-url`: fetch the object with the caller's range and conditions.
+async fn proxy(
+    client: &Client<HttpConnector, Empty<Bytes>>,
+    req: &RecordedRequest,
+    method: Method,
+    url: &str,
+) -> Response<Body> {
+    let mut upstream = Request::builder().method(method).uri(url);
+    if let Some(headers) = upstream.headers_mut() {
+        *headers = passed_to_storage(req);
     }
+    let Ok(upstream) = upstream.body(Empty::new()) else {
+        return internal_error();
+    };
+    let Ok(stored) = client.request(upstream).await else {
+        return internal_error();
+    };
+    relay(stored.map(|body| body.map_err(|e| Box::new(e) as _).boxed_unsync()))
+}
+
+/// The caller's headers Workhorse passes on to storage.
+fn passed_to_storage(req: &RecordedRequest) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for name in PASSED_TO_STORAGE {
+        for value in req.headers.get_all(name) {
+            headers.append(HeaderName::from_static(name), value.clone());
+        }
+    }
+    headers
+}
+
+/// Storage's answer as Workhorse streams it back: status, body, length, range and
+/// validators; GitLab's archive and common headers instead of storage's others.
+fn relay(stored: Response<Body>) -> Response<Body> {
+    let (parts, body) = stored.into_parts();
+    let mut response = Response::new(body);
+    *response.status_mut() = parts.status;
+    let headers = response.headers_mut();
+    for name in PASSED_FROM_STORAGE {
+        if let Some(value) = parts.headers.get(name) {
+            headers.insert(HeaderName::from_static(name), value.clone());
+        }
+    }
+    if parts.status.is_success() {
+        archive_headers(headers);
+    }
+    super::handlers::common_headers(headers);
+    response
 }
 
 /// `Content-Type` and `Content-Disposition` of GitLab's archive download.
@@ -248,7 +329,7 @@ fn hex_sha256(bytes: &[u8]) -> String {
 }
 
 /// 16 unpredictable bytes: the process's random hasher keys over a counter and the time.
-fn random_seed() -> [u8; 16] {
+pub(super) fn random_seed() -> [u8; 16] {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let nanos = SystemTime::now()

@@ -2,7 +2,9 @@
 //! configured delay, and turn the outcome into a response with GitLab's headers.
 //!
 //! [`respond`] is synchronous and runs under the state lock; nothing awaits while the
-//! lock is held. [`into_response`] is the one place errors become bodies.
+//! lock is held. [`into_response`] is the one place errors become bodies. With a local
+//! artifact store, paths under `/-/objects/` are its object route (`objects`), recorded
+//! like every request but answered as storage.
 
 use std::sync::Arc;
 
@@ -15,6 +17,7 @@ use hyper::body::Incoming;
 use super::artifacts::Body;
 use super::error::ApiError;
 use super::model::{Caller, Credential, State};
+use super::objects::PREFIX as OBJECTS;
 use super::routes::{self, Endpoint};
 use super::{RecordedRequest, Shared};
 
@@ -78,13 +81,20 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         body,
     };
     shared.log().push(recorded.clone());
+    // Object storage, not the API: no credentials, no GitLab headers, and not delayed
+    // (the delay stands for a slow jobs backend).
+    let local_objects = shared.artifacts.as_ref().and_then(|a| a.local_objects());
+    if let Some(objects) = local_objects.filter(|_| recorded.path().starts_with(OBJECTS)) {
+        return objects.handle(&recorded).await;
+    }
     let outcome = respond(&mut shared.state(), &recorded);
     let delay = *shared.delay();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
     if let (Ok(Reply::Archive(key)), Some(store)) = (&outcome, &shared.artifacts) {
-        return store.answer(&recorded, key).await;
+        let base = shared.state().base_url.clone();
+        return store.answer(&recorded, key, &base).await;
     }
     boxed(into_response(outcome))
 }

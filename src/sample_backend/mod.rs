@@ -9,8 +9,8 @@
 //!   page size, a delay), mutate while running, and inspect afterwards (every request is
 //!   recorded, body included).
 //!
-//! It is not GitLab: it holds no artifact bytes (in its faithful mode they are in S3) and
-//! no git data. It keeps these of GitLab's semantics, because the gateway depends on them:
+//! It is not GitLab: it holds no artifact bytes (in its faithful mode they are in S3, or
+//! in a local directory it serves as object storage) and no git data. It keeps these of GitLab's semantics, because the gateway depends on them:
 //! - **Credentials:** `PRIVATE-TOKEN`, `private_token`, `Authorization: Bearer`,
 //!   `access_token` (OAuth), `JOB-TOKEN`, `job_token`, then the browser session cookie
 //!   `_gitlab_session`. A token or session matching nothing is 401 even on a public project.
@@ -50,8 +50,11 @@
 //!   `GET .../jobs/:job_id`, the trace and the job actions answer them 401. A job token
 //!   still reads only its own project (404 elsewhere).
 //! - [`BackendBuilder::artifacts_in`] with an [`ArtifactStore`]: each archive lives in S3
-//!   at GitLab's hashed key `sha256(project_id)[0..2]/[2..4]/sha256(project_id)/@final/
-//!   xx/yy/<60 hex>` ([`SampleBackend::archive_key`]), chosen once per archive. The two
+//!   ([`ArtifactStore::new`]) or in a directory ([`ArtifactStore::local`]) at GitLab's
+//!   hashed key `sha256(project_id)[0..2]/[2..4]/sha256(project_id)/@final/xx/yy/<60 hex>`
+//!   ([`SampleBackend::archive_key`]), chosen once per archive. A local store's presigned
+//!   URLs point at the backend's own object route, `/-/objects/<key>?expires=…`, which
+//!   answers like S3 (signature and expiry checked, ranges, `If-*`; see `objects`). The two
 //!   archive routes check access like GitLab (project 404, job 404, then no, expired or
 //!   erased archive → 404 "404 Not found"; by ref: the newest *successful* pipeline of the
 //!   ref, the named job in it) and then answer by [`DownloadMode`]: `Redirect` → 302 to a
@@ -61,7 +64,8 @@
 //!   Rails does.
 //!
 //! Layout: `model` (users, projects, jobs, permissions, job actions), `artifacts` (the
-//! object keys and the archive answers of the GitLab-faithful mode), `job_json`
+//! object keys and the archive answers of the GitLab-faithful mode), `objects` (the local
+//! object store: signed URLs and the object route), `job_json`
 //! (GitLab's job object), `routes` (pure path, parameter and pagination logic),
 //! `handlers` (the HTTP edge and the one error-to-response mapping), `error` (refusals
 //! and their GitLab messages), `sample_data` (the demo dataset); this file holds the
@@ -72,6 +76,7 @@ mod error;
 mod handlers;
 mod job_json;
 mod model;
+mod objects;
 mod routes;
 mod sample_data;
 #[cfg(test)]
