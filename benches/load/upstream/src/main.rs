@@ -55,6 +55,13 @@ const WARMUP_JOBS: [u64; 3] = [10, 11, 12];
 /// The first of the cold jobs; round r uses `COLD_BASE + r * per_round ..`.
 const COLD_BASE: u64 = 1000;
 
+/// Counters at the start of a phase.
+struct Mark {
+    gets: usize,
+    heads: usize,
+    cpu: f64,
+}
+
 /// The run's knobs, all environment variables.
 pub struct Knobs {
     pub rounds: usize,
@@ -327,20 +334,27 @@ async fn run(knobs: &Knobs, s3: &s3::S3Server, endpoint: &str, backend: &SampleB
     report.cold_archive_bytes = (*sizes.iter().min().unwrap(), *sizes.iter().max().unwrap());
     report.big_archive_bytes = big.len();
     let n = gateways.len();
-    let phase = |report: &mut Report, g: usize, class: Class, before: (usize, usize), requests| {
+    let pids: Vec<u32> = gateways.iter().map(Gateway::pid).collect();
+    // What a phase cost elsewhere: S3 requests, backend requests, gateway CPU.
+    let phase = |report: &mut Report, g: usize, class: Class, before: Mark, requests| {
         let trips = report
             .trips
             .entry((class, g))
             .or_insert_with(Trips::default);
         trips.requests += requests as u64;
-        trips.gets += (s3.get_count() - before.0) as u64;
-        trips.heads += (s3.head_count() - before.1) as u64;
+        trips.gets += (s3.get_count() - before.gets) as u64;
+        trips.heads += (s3.head_count() - before.heads) as u64;
         trips.backend += backend.requests().len() as u64;
+        trips.cpu += gateway::cpu_seconds(pids[g]) - before.cpu;
         backend.clear_requests();
     };
-    let mark = || {
+    let mark = |g: usize| {
         backend.clear_requests();
-        (s3.get_count(), s3.head_count())
+        Mark {
+            gets: s3.get_count(),
+            heads: s3.head_count(),
+            cpu: gateway::cpu_seconds(pids[g]),
+        }
     };
 
     for round in 0..knobs.rounds {
@@ -369,7 +383,7 @@ async fn run(knobs: &Knobs, s3: &s3::S3Server, endpoint: &str, backend: &SampleB
                 })
                 .collect();
             let ranges_before = s3.get_ranges().len();
-            let before = mark();
+            let before = mark(g);
             let pass = load::cold(&requests, &failures).await;
             phase(&mut report, g, Class::Cold, before, pass.latencies.len());
             if round == 0 {
@@ -399,7 +413,7 @@ async fn run(knobs: &Knobs, s3: &s3::S3Server, endpoint: &str, backend: &SampleB
         // 2. Warm single file.
         for &conc in &knobs.warm_concs {
             for &g in &order {
-                let before = mark();
+                let before = mark(g);
                 let pass = load::warm(
                     &entry_url(&gateways[g], WARM_JOB),
                     Arc::clone(&warm_expected),
@@ -422,7 +436,7 @@ async fn run(knobs: &Knobs, s3: &s3::S3Server, endpoint: &str, backend: &SampleB
         // 3. Whole archives.
         for &conc in &knobs.archive_concs {
             for &g in &order {
-                let before = mark();
+                let before = mark(g);
                 let pass = load::archive(
                     &archive_url(&gateways[g], BIG_JOB),
                     Arc::clone(&big),

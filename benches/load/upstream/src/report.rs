@@ -36,6 +36,8 @@ pub struct Trips {
     pub heads: u64,
     /// Requests the backend received.
     pub backend: u64,
+    /// CPU seconds the gateway process used (user + system, all threads).
+    pub cpu: f64,
 }
 
 pub struct Report {
@@ -285,18 +287,19 @@ impl Report {
         }
 
         println!("\n### Round trips per request (all rounds, warm-up excluded)\n");
-        println!("| request | gateway | requests | S3 GETs / request | S3 HEADs / request | backend requests / request |");
-        println!("|---|---|---:|---:|---:|---:|");
+        println!("| request | gateway | requests | S3 GETs / request | S3 HEADs / request | backend requests / request | gateway CPU µs / request |");
+        println!("|---|---|---:|---:|---:|---:|---:|");
         for ((class, g), t) in &self.trips {
             let per = |x: u64| x as f64 / t.requests.max(1) as f64;
             println!(
-                "| {} | {} | {} | {:.3} | {:.3} | {:.3} |",
+                "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.0} |",
                 class.label(),
                 self.label(*g),
                 t.requests,
                 per(t.gets),
                 per(t.heads),
-                per(t.backend)
+                per(t.backend),
+                t.cpu * 1e6 / t.requests.max(1) as f64
             );
         }
         println!("\nStorage reads of the first cold request (Range of each GET):\n");
