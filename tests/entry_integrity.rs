@@ -1428,6 +1428,53 @@ async fn entry_past_4_gib_in_a_sparse_archive_on_s3_storage() {
     past_four_gib(Kind::S3).await;
 }
 
+/// The same archive in upstream mode: at the backend's hashed key in the harness's S3
+/// server, behind a 302 to a presigned URL; reads counted at the S3 server.
+#[tokio::test]
+async fn entry_past_4_gib_in_a_sparse_archive_in_upstream_mode() {
+    let h = Harness::build(backend(1..=1), Kind::Upstream, None, |_| {}).await;
+    let s3 = h.storage.s3().unwrap();
+    let object_key = h.backend.archive_key(1).unwrap();
+    let (_tail, _size) = write_sparse_archive(&s3.object_path(&object_key));
+    // As above: a stored ETag, so that s3s-fs does not hash 4 GiB on every request.
+    let root = s3
+        .object_path("x")
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_owned();
+    let sidecar = root.join(format!(
+        ".bucket-{}.object-{}.internal.json",
+        base64_url(s3.bucket()),
+        base64_url(&object_key)
+    ));
+    std::fs::write(sidecar, br#"{"e_tag":"0123456789abcdef0123456789abcdef"}"#).unwrap();
+    let reads = |from: usize| s3.get_ranges()[from..].to_vec();
+    let some = |r: &str| Some(r.to_owned());
+
+    let m = s3.get_ranges().len();
+    expect_entry(&h, 1, "after.txt", AFTER).await;
+    assert_eq!(reads(m), [some(&format!("bytes=-{DEFAULT_TAIL}"))]);
+
+    let m = s3.get_ranges().len();
+    let body = ranged(&h, "huge.bin", &((HUGE - 100)..HUGE)).await;
+    assert_eq!(&body[..], &[0u8; 100][..]);
+    assert_eq!(reads(m), [some("bytes=0-29")], "the local header only");
+
+    let m = s3.get_ranges().len();
+    let want_range = (1u64 << 32) - 10..(1u64 << 32) + 10;
+    let body = ranged(&h, "huge.bin", &want_range).await;
+    assert_eq!(&body[..], &[0u8; 20][..]);
+    let data_start = 30 + 8 + 20;
+    let just_the_range = format!(
+        "bytes={}-{}",
+        data_start + want_range.start,
+        data_start + want_range.end - 1
+    );
+    assert_eq!(reads(m), [some("bytes=0-29"), some(&just_the_range)]);
+}
+
 // ---------------------------------------------------------------------------------------
 // 5. Changed object
 // ---------------------------------------------------------------------------------------
