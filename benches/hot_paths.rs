@@ -8,7 +8,6 @@ use std::sync::Arc;
 use artifact_gateway::auth::{self, Credentials};
 use artifact_gateway::config::{BaseUrl, CacheConfig, Config};
 use artifact_gateway::routes::{self, ProjectRef};
-use artifact_gateway::sample_backend::BackendBuilder;
 use artifact_gateway::server::RunningGateway;
 use artifact_gateway::upstream::cache::{CacheKey, MetadataCache, Scope};
 use artifact_gateway::upstream::keyed::KeyedGet;
@@ -17,6 +16,7 @@ use http::{HeaderMap, Method};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use sample_backend::BackendBuilder;
 
 const PATHS: [(&str, Option<&str>); 6] = [
     (

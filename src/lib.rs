@@ -33,8 +33,9 @@
 //! - [`config`]: TOML + environment → validated [`config::Config`].
 //! - [`tls`]: HTTPS: the listener's acceptor (certificate reload) and the clients' CA roots.
 //! - [`demo`]: the embedded default behind `--demo`.
-//! - [`sample_backend`]: a stand-in jobs backend with GitLab's semantics, for the demo
-//!   and the tests.
+//!
+//! The sample backend behind `--demo` and the tests is its own crate,
+//! `crates/sample-backend`: a fake GitLab that cannot borrow the gateway's code.
 //!
 //! A request enters at [`server`], is named by [`routes`] in [`app`], and is either
 //! forwarded by [`upstream`] (through its cache for job metadata) or authorised through
@@ -47,12 +48,12 @@ pub mod auth;
 pub mod body;
 pub mod config;
 pub mod context;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod routes;
-pub mod sample_backend;
 pub mod serve;
 pub mod server;
 pub mod storage;

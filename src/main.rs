@@ -100,19 +100,12 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), String> {
     match args.command {
         Some(Command::SampleBackend { listen }) => return sample_backend(listen).await,
-        Some(Command::SampleData { dir }) => {
-            return artifact_gateway::demo::write_samples(&dir)
-                .map_err(|e| format!("cannot write samples to {}: {e}", dir.display()))
-        }
+        Some(Command::SampleData { dir }) => return sample_data(&dir),
         Some(Command::Probe { url, timeout_secs }) => return probe(&url, timeout_secs).await,
         None => {}
     }
     let demo = if args.demo {
-        let source = args.source.into();
-        Some(
-            artifact_gateway::demo::Demo::start(args.listen, args.storage_dir.clone(), source)
-                .await?,
-        )
+        Some(start_demo(&args).await?)
     } else {
         None
     };
@@ -146,9 +139,54 @@ async fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
+#[cfg(feature = "demo")]
+async fn start_demo(args: &Args) -> Result<artifact_gateway::demo::Demo, String> {
+    artifact_gateway::demo::Demo::start(args.listen, args.storage_dir.clone(), args.source.into())
+        .await
+}
+
+#[cfg(feature = "demo")]
+fn sample_data(dir: &std::path::Path) -> Result<(), String> {
+    artifact_gateway::demo::write_samples(dir)
+        .map_err(|e| format!("cannot write samples to {}: {e}", dir.display()))
+}
+
+/// Built without the `demo` feature: the sample backend is not in the binary.
+#[cfg(not(feature = "demo"))]
+const NO_DEMO: &str = "built without the `demo` feature (cargo build --features demo)";
+
+#[cfg(not(feature = "demo"))]
+async fn start_demo(_args: &Args) -> Result<Demo, String> {
+    Err(NO_DEMO.into())
+}
+
+#[cfg(not(feature = "demo"))]
+fn sample_data(_dir: &std::path::Path) -> Result<(), String> {
+    Err(NO_DEMO.into())
+}
+
+#[cfg(not(feature = "demo"))]
+async fn sample_backend(_listen: std::net::SocketAddr) -> Result<(), String> {
+    Err(NO_DEMO.into())
+}
+
+/// Stands for the demo in a build without it (never constructed).
+#[cfg(not(feature = "demo"))]
+struct Demo {
+    config: Config,
+}
+
+#[cfg(not(feature = "demo"))]
+impl Demo {
+    fn instructions(&self, _addr: std::net::SocketAddr) -> String {
+        String::new()
+    }
+}
+
+#[cfg(feature = "demo")]
 async fn sample_backend(listen: std::net::SocketAddr) -> Result<(), String> {
     init_logging(LogFormat::Human, "info");
-    let backend = artifact_gateway::sample_backend::BackendBuilder::sample_data()
+    let backend = sample_backend::BackendBuilder::sample_data()
         .start_on(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;

@@ -7,9 +7,9 @@ use common::fixture;
 
 use std::time::Duration;
 
-use artifact_gateway::sample_backend::BackendBuilder;
 use common::storage::Kind;
 use common::Harness;
+use sample_backend::BackendBuilder;
 
 const TOKEN: &str = "demo-token";
 

@@ -4,9 +4,9 @@
 #[macro_use]
 mod common;
 
-use artifact_gateway::sample_backend::{BackendBuilder, JobSpec, JobStatus, SampleBackend};
 use common::storage::Kind;
 use common::{fixture, header, json, Harness};
+use sample_backend::{BackendBuilder, JobSpec, JobStatus, SampleBackend};
 
 const TOKEN: &str = "demo-token";
 const DISPOSITION: &str = "attachment; filename=\"artifacts.zip\"; filename*=UTF-8''artifacts.zip";
@@ -537,7 +537,7 @@ fn big_repo() -> BackendBuilder {
         .project(
             7,
             "big/repo",
-            artifact_gateway::sample_backend::Visibility::Private,
+            sample_backend::Visibility::Private,
             &["demo"],
         )
         .job(JobSpec::new(1000, 7, "package", "main", JobStatus::Success).with_archive(10));

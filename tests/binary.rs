@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use artifact_gateway::sample_backend::BackendBuilder;
+use sample_backend::BackendBuilder;
 
 #[tokio::test]
 async fn sigterm_lets_a_download_in_flight_finish_and_logs_are_json() {

@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use artifact_gateway::sample_backend::BackendBuilder;
 use common::{header, json, Harness};
+use sample_backend::BackendBuilder;
 
 const TOKEN: &str = "demo-token";
 

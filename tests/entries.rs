@@ -4,10 +4,10 @@
 
 mod common;
 
-use artifact_gateway::sample_backend::{BackendBuilder, JobSpec, JobStatus, Visibility};
 use common::storage::Kind;
 use common::{header, Harness};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use sample_backend::{BackendBuilder, JobSpec, JobStatus, Visibility};
 use sha2::{Digest, Sha256};
 
 const TOKEN: &str = "demo-token";

@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use artifact_gateway::config::Secret;
-use artifact_gateway::sample_backend::{BackendBuilder, JobSpec, JobStatus, Visibility};
 use artifact_gateway::zip::index::{
     parse_directory, parse_tail, IndexLimits, TailOutcome, ZipIndex,
 };
@@ -25,6 +24,7 @@ use common::s3::S3Server;
 use common::storage::{Kind, Tap};
 use common::{header, Harness};
 use object_store::GetRange;
+use sample_backend::{BackendBuilder, JobSpec, JobStatus, Visibility};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zip::write::SimpleFileOptions;
 use zip::CompressionMethod;

@@ -9,9 +9,9 @@ use std::io::{Cursor, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use artifact_gateway::sample_backend::{BackendBuilder, JobSpec, JobStatus, Visibility};
 use common::storage::Kind;
 use common::Harness;
+use sample_backend::{BackendBuilder, JobSpec, JobStatus, Visibility};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zip::write::SimpleFileOptions;
 use zip::CompressionMethod;

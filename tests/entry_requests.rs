@@ -16,11 +16,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use artifact_gateway::sample_backend::{BackendBuilder, JobSpec, JobStatus, Visibility};
 use common::storage::{Kind, Tap};
 use common::Harness;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use sample_backend::{BackendBuilder, JobSpec, JobStatus, Visibility};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use artifact_gateway::sample_backend::{BackendBuilder, SampleBackend};
 use common::{header, json, Harness};
+use sample_backend::{BackendBuilder, SampleBackend};
 
 const TOKEN: &str = "demo-token";
 const PAGINATION: [&str; 6] = [

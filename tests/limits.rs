@@ -6,9 +6,9 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use artifact_gateway::sample_backend::BackendBuilder;
 use common::storage::{Kind, Tap};
 use common::{header, json, Harness};
+use sample_backend::BackendBuilder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

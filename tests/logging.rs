@@ -6,8 +6,8 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use artifact_gateway::sample_backend::BackendBuilder;
 use common::Harness;
+use sample_backend::BackendBuilder;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

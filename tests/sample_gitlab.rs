@@ -9,11 +9,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use artifact_gateway::sample_backend::{
-    ArtifactStore, BackendBuilder, DownloadMode, JobSpec, JobStatus, SampleBackend, Visibility,
-};
 use common::s3::S3Server;
 use object_store::aws::AmazonS3Builder;
+use sample_backend::{
+    ArtifactStore, BackendBuilder, DownloadMode, JobSpec, JobStatus, SampleBackend, Visibility,
+};
 
 const DEMO: (&str, &str) = ("PRIVATE-TOKEN", "demo-token");
 /// Job 12 is running, so this token is live; it belongs to project 1.

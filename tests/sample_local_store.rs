@@ -11,10 +11,10 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use artifact_gateway::sample_backend::{
+use common::header;
+use sample_backend::{
     ArtifactStore, BackendBuilder, DownloadMode, JobSpec, JobStatus, SampleBackend, Visibility,
 };
-use common::header;
 
 const DEMO: (&str, &str) = ("PRIVATE-TOKEN", "demo-token");
 /// Job 12 is running, so this token is live; it belongs to project 1.

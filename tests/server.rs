@@ -5,8 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use artifact_gateway::sample_backend::BackendBuilder;
 use common::{header, json, Harness};
+use sample_backend::BackendBuilder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

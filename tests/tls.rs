@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use artifact_gateway::config::TlsConfig;
-use artifact_gateway::sample_backend::BackendBuilder;
 use artifact_gateway::server::RunningGateway;
 use artifact_gateway::tls::Acceptor;
 use bytes::Bytes;
@@ -33,6 +32,7 @@ use rcgen::{
 };
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
+use sample_backend::BackendBuilder;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::client::TlsStream;

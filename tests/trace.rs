@@ -4,9 +4,9 @@
 #[macro_use]
 mod common;
 
-use artifact_gateway::sample_backend::BackendBuilder;
 use common::storage::Kind;
 use common::{header, Harness};
+use sample_backend::BackendBuilder;
 
 const TOKEN: &str = "demo-token";
 

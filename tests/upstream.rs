@@ -12,9 +12,9 @@ use std::io::{Cursor, Write};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use artifact_gateway::sample_backend::{BackendBuilder, JobSpec, JobStatus, Visibility};
 use common::storage::Kind;
 use common::{header, json, Harness};
+use sample_backend::{BackendBuilder, JobSpec, JobStatus, Visibility};
 use zip::write::SimpleFileOptions;
 use zip::CompressionMethod;
 
@@ -561,7 +561,7 @@ fn logs() -> &'static Captured {
         let captured = Captured::default();
         let writer = captured.clone();
         tracing_subscriber::fmt()
-            .with_env_filter("artifact_gateway=debug,artifact_gateway::sample_backend=off")
+            .with_env_filter("artifact_gateway=debug,sample_backend=off")
             .with_writer(move || writer.clone())
             .with_ansi(false)
             .try_init()

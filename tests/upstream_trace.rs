@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use artifact_gateway::app::AppState;
 use artifact_gateway::config::ArtifactSource;
-use artifact_gateway::sample_backend::{BackendBuilder, JobSpec, JobStatus, Visibility};
 use artifact_gateway::server::RunningGateway;
 use common::{header, json, Harness};
 use reqwest::Method;
+use sample_backend::{BackendBuilder, JobSpec, JobStatus, Visibility};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const DEMO: &str = "demo-token";

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::config::{ArtifactSource, BaseUrl, Config};
-use crate::sample_backend::{ArtifactStore, BackendBuilder, DownloadMode, SampleBackend};
+use sample_backend::{ArtifactStore, BackendBuilder, DownloadMode, SampleBackend};
 
 /// Sample archives (written by Python's `zipfile`), by job id, all in project 1 but 201.
 const ARCHIVES: [(u64, u64, &[u8]); 4] = [

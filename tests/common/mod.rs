@@ -43,10 +43,10 @@ use std::time::Duration;
 
 use artifact_gateway::app::AppState;
 use artifact_gateway::config::{BaseUrl, Config};
-use artifact_gateway::sample_backend::{ArtifactStore, BackendBuilder, SampleBackend};
 use artifact_gateway::server::RunningGateway;
 use artifact_gateway::storage::Storage;
 use object_store::ObjectStore;
+use sample_backend::{ArtifactStore, BackendBuilder, SampleBackend};
 use storage::{Kind, Tap, TestStorage};
 
 /// Builds the store wrapper a test puts between the gateway and storage.

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use artifact_gateway::config::{ArtifactSource, Config, Secret};
-use artifact_gateway::sample_backend::{ArtifactStore, DownloadMode, SampleBackend};
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
@@ -18,6 +17,7 @@ use object_store::{
     CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult, MultipartUpload,
     ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
+use sample_backend::{ArtifactStore, DownloadMode, SampleBackend};
 
 use super::s3::S3Server;
 

@@ -10,9 +10,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use artifact_gateway::sample_backend::{
-    BackendBuilder, JobSpec, JobStatus, SampleBackend, Visibility,
-};
+use sample_backend::{BackendBuilder, JobSpec, JobStatus, SampleBackend, Visibility};
 
 use crate::support::{within, Gateway, TempDir};
 

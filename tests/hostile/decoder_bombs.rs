@@ -9,12 +9,10 @@
 
 use std::time::Duration;
 
-use artifact_gateway::sample_backend::{
-    BackendBuilder, JobSpec, JobStatus, SampleBackend, Visibility,
-};
 use async_compression::tokio::bufread::{BzEncoder, LzmaEncoder, XzEncoder, ZstdEncoder};
 use async_compression::Level;
 use futures_util::StreamExt;
+use sample_backend::{BackendBuilder, JobSpec, JobStatus, SampleBackend, Visibility};
 use tokio::io::AsyncReadExt;
 
 use crate::support::{within, Gateway, TempDir};

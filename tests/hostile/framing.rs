@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use artifact_gateway::sample_backend::{BackendBuilder, SampleBackend};
+use sample_backend::{BackendBuilder, SampleBackend};
 
 use crate::common::client;
 use crate::support::{raw_exchange, statuses, within, Case, Gateway, TempDir};
@@ -316,7 +316,7 @@ async fn upstream_connections_in_doubt_are_never_reused() {
         assert_eq!(plays(&backend), 0);
         assert_eq!(
             backend.job(105).unwrap().status,
-            artifact_gateway::sample_backend::JobStatus::Manual
+            sample_backend::JobStatus::Manual
         );
         for id in [101, 104] {
             let response = client

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use artifact_gateway::sample_backend::{BackendBuilder, SampleBackend};
+use sample_backend::{BackendBuilder, SampleBackend};
 
 use crate::support::{raw_exchange, statuses, within, Gateway, TempDir};
 

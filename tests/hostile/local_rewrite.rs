@@ -7,7 +7,7 @@ use std::io::{Cursor, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use artifact_gateway::sample_backend::BackendBuilder;
+use sample_backend::BackendBuilder;
 use zip::write::SimpleFileOptions;
 use zip::CompressionMethod;
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use artifact_gateway::sample_backend::BackendBuilder;
+use sample_backend::BackendBuilder;
 
 use crate::support::{within, Gateway, TempDir};
 

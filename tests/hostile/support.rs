@@ -295,7 +295,7 @@ pub async fn within<T>(
 /// The sample backend, one fixture archive in local storage at `key`, and the real binary
 /// in front of them with `overrides`; the peak RSS is reset once it is up.
 pub struct Case {
-    pub backend: artifact_gateway::sample_backend::SampleBackend,
+    pub backend: sample_backend::SampleBackend,
     pub gateway: Gateway,
     pub archive: Vec<u8>,
     _storage: TempDir,
@@ -303,7 +303,7 @@ pub struct Case {
 
 impl Case {
     pub async fn start(label: &str, key: &str, overrides: &str) -> Self {
-        let backend = artifact_gateway::sample_backend::BackendBuilder::sample_data()
+        let backend = sample_backend::BackendBuilder::sample_data()
             .start()
             .await
             .unwrap();

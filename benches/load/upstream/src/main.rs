@@ -36,7 +36,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use artifact_gateway::sample_backend::{
+use sample_backend::{
     ArtifactStore, BackendBuilder, DownloadMode, JobSpec, JobStatus, SampleBackend, Visibility,
 };
 use futures_util::StreamExt as _;

@@ -74,6 +74,7 @@
 mod artifacts;
 mod error;
 mod handlers;
+mod http_util;
 mod job_json;
 mod model;
 mod objects;

@@ -18,10 +18,8 @@
 //!   `If-None-Match` (else `If-Modified-Since`) holding is `304`, an `If-Range` that does not
 //!   name the file turns a range into the whole `200`.
 //!
-//! Files stream in bounded chunks ([`FileChunks`], the gateway's own local reader), pinned
-//! to the version that was opened: a file rewritten in place while it is read cuts the
-//! response short instead of ending it cleanly with bytes of two versions. The `ETag` is
-//! that pin's (device, inode, size, mtime and ctime in nanoseconds).
+//! Files stream in bounded chunks from the handle opened for the answer. The `ETag` is made
+//! of the file's size and modification time in nanoseconds, so a rewrite changes it.
 
 use std::fmt;
 use std::fs::File;
@@ -38,12 +36,11 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::artifacts::{random_seed, whole, Body};
 use super::RecordedRequest;
-use crate::http::conditional::{http_date, parse_http_date, Conditions};
-use crate::http::range;
-use crate::storage::file::{FileChunks, FilePin};
+use crate::http_util::{self, http_date, parse_http_date};
 
 /// Where the object route lives on the sample backend.
 pub(super) const PREFIX: &str = "/-/objects/";
@@ -206,7 +203,7 @@ impl LocalObjects {
                 )
             }
         };
-        let etag = pin.etag();
+        let etag = pin.etag.clone();
         let (status, span) = match decide(headers, pin.size, &etag, modified) {
             Answer::Whole => (StatusCode::OK, 0..pin.size),
             Answer::Partial(span) => (StatusCode::PARTIAL_CONTENT, span),
@@ -229,7 +226,7 @@ impl LocalObjects {
                     "InvalidRange",
                     "The requested range is not satisfiable",
                 );
-                let unsatisfied = header_value(&range::unsatisfied(pin.size));
+                let unsatisfied = header_value(&format!("bytes */{}", pin.size));
                 response
                     .headers_mut()
                     .insert(header::CONTENT_RANGE, unsatisfied);
@@ -239,9 +236,18 @@ impl LocalObjects {
         let body = if *method == Method::HEAD || span.is_empty() {
             whole(String::new())
         } else {
-            let chunks = FileChunks::new(file, span.clone(), pin)
-                .map_ok(Frame::data)
-                .map_err(|e| Box::new(e) as _);
+            let mut file = tokio::fs::File::from_std(file);
+            let (start, len) = (span.start, span.end - span.start);
+            let chunks = futures_util::stream::once(async move {
+                file.seek(io::SeekFrom::Start(start)).await?;
+                Ok::<_, io::Error>(tokio_util::io::ReaderStream::with_capacity(
+                    file.take(len),
+                    64 * 1024,
+                ))
+            })
+            .try_flatten()
+            .map_ok(Frame::data)
+            .map_err(|e| Box::new(e) as _);
             StreamBody::new(chunks).boxed_unsync()
         };
         let mut response = Response::new(body);
@@ -252,7 +258,12 @@ impl LocalObjects {
             HeaderValue::from(span.end - span.start),
         );
         if status == StatusCode::PARTIAL_CONTENT {
-            let content_range = header_value(&range::content_range(&span, pin.size));
+            let content_range = header_value(&format!(
+                "bytes {}-{}/{}",
+                span.start,
+                span.end - 1,
+                pin.size
+            ));
             out.insert(header::CONTENT_RANGE, content_range);
         }
         out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -307,38 +318,27 @@ pub(super) fn decide(
     etag: &str,
     modified: DateTime<Utc>,
 ) -> Answer {
-    if let Some(list) = joined(headers, &header::IF_MATCH) {
+    if let Some(list) = http_util::joined(headers, &header::IF_MATCH) {
         if !strong_match(&list, etag) {
             return Answer::PreconditionFailed;
         }
     } else if let Some(since) =
-        joined(headers, &header::IF_UNMODIFIED_SINCE).and_then(|v| parse_http_date(&v))
+        http_util::joined(headers, &header::IF_UNMODIFIED_SINCE).and_then(|v| parse_http_date(&v))
     {
         // HTTP dates have whole seconds.
         if modified.timestamp() > since.timestamp() {
             return Answer::PreconditionFailed;
         }
     }
-    let conditions = Conditions::from_headers(headers);
-    if conditions.not_modified(Some(etag), Some(modified)) {
+    if http_util::not_modified(headers, etag, modified) {
         return Answer::NotModified;
     }
-    match range::requested(headers) {
-        Some(asked) if conditions.range_allowed(Some(etag), Some(modified)) => asked
-            .resolve(size)
-            .map_or(Answer::Unsatisfiable, Answer::Partial),
+    match http_util::requested_range(headers, size) {
+        Some(selected) if http_util::range_allowed(headers, etag, modified) => {
+            selected.map_or(Answer::Unsatisfiable, Answer::Partial)
+        }
         _ => Answer::Whole,
     }
-}
-
-/// Every value of `name`, joined as one list.
-fn joined(headers: &HeaderMap, name: &header::HeaderName) -> Option<String> {
-    let values: Vec<&str> = headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    (!values.is_empty()).then(|| values.join(", "))
 }
 
 /// `If-Match`: `*`, or a listed tag equal to `etag` by strong comparison (a weak tag never
@@ -349,14 +349,27 @@ fn strong_match(list: &str, etag: &str) -> bool {
     })
 }
 
-fn open(path: PathBuf) -> io::Result<(File, FilePin, DateTime<Utc>)> {
+/// An opened object file's size and `ETag`.
+struct Pin {
+    size: u64,
+    etag: String,
+}
+
+fn open(path: PathBuf) -> io::Result<(File, Pin, DateTime<Utc>)> {
     let file = File::open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(io::ErrorKind::NotFound.into());
     }
-    let pin = FilePin::of(&file)?;
-    Ok((file, pin, DateTime::<Utc>::from(meta.modified()?)))
+    let modified = meta.modified()?;
+    let nanos = modified
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let pin = Pin {
+        size: meta.len(),
+        etag: format!("\"{:x}-{nanos:x}\"", meta.len()),
+    };
+    Ok((file, pin, DateTime::<Utc>::from(modified)))
 }
 
 fn missing(error: &io::Error) -> bool {
