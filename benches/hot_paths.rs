@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use artifact_gateway::auth::{self, Credentials};
 use artifact_gateway::config::{BaseUrl, CacheConfig, Config};
-use artifact_gateway::routes::{self, ProjectRef};
-use artifact_gateway::server::RunningGateway;
+use artifact_gateway::listener::RunningGateway;
+use artifact_gateway::request::credentials::{self, Credentials};
+use artifact_gateway::request::route::{self, ProjectRef};
 use artifact_gateway::upstream::cache::{CacheKey, MetadataCache, Scope};
 use artifact_gateway::upstream::keyed::KeyedGet;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
@@ -43,7 +43,7 @@ fn route_matcher(c: &mut Criterion) {
     c.bench_function("route_matcher/6_paths", |b| {
         b.iter(|| {
             for (path, query) in PATHS {
-                std::hint::black_box(routes::match_route(&Method::GET, path, query).ok());
+                std::hint::black_box(route::match_route(&Method::GET, path, query).ok());
             }
         })
     });
@@ -51,7 +51,7 @@ fn route_matcher(c: &mut Criterion) {
 
 fn cache_key(headers: &HeaderMap, query: &str) -> CacheKey {
     let credentials = Credentials::from_request(headers, Some(query));
-    let pairs = auth::normalize_query(Some(query)).expect("a plain query");
+    let pairs = credentials::normalize_query(Some(query)).expect("a plain query");
     KeyedGet::new(
         "/api/v4/projects/1/jobs/104",
         pairs,

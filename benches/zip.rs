@@ -6,13 +6,13 @@
 
 use std::io::Write;
 
-use artifact_gateway::config::ZipConfig;
-use artifact_gateway::storage::StorageError;
-use artifact_gateway::zip::budget::MemoryBudget;
-use artifact_gateway::zip::entry::{self, Verified, OUT_CHUNK};
-use artifact_gateway::zip::index::{
+use artifact_gateway::archive::budget::MemoryBudget;
+use artifact_gateway::archive::entry::{self, Verified, OUT_CHUNK};
+use artifact_gateway::archive::index::{
     parse_directory, parse_tail, EntryInfo, IndexLimits, TailOutcome, ZipIndex,
 };
+use artifact_gateway::config::ZipConfig;
+use artifact_gateway::storage::StorageError;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use flate2::{Compression, Decompress, FlushDecompress, Status};

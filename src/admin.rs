@@ -16,8 +16,8 @@ use hyper_util::server::conn::auto;
 use object_store::path::Path;
 use tokio::net::TcpListener;
 
-use crate::app::AppState;
-use crate::body::{self, Body};
+use crate::dispatch::AppState;
+use crate::http_util::body::{self, Body};
 use crate::storage::{Location, StorageError};
 
 /// Longest a readiness check waits for each dependency.
@@ -134,11 +134,11 @@ async fn upstream_answers(state: &AppState) -> Result<(), String> {
 /// A metadata request for a key that need not exist: "not found" is an answer. Without a
 /// store (upstream mode) storage is the backend's to reach, and the backend is checked.
 async fn storage_answers(state: &AppState) -> Result<(), String> {
-    if !state.storage.has_store() {
+    if !state.artifacts.storage.has_store() {
         return Ok(());
     }
     let probe = Location::Key(Path::from("artifact-gateway-readiness-probe"));
-    match tokio::time::timeout(CHECK_TIMEOUT, state.storage.head(&probe)).await {
+    match tokio::time::timeout(CHECK_TIMEOUT, state.artifacts.storage.head(&probe)).await {
         Ok(Ok(_)) | Ok(Err(StorageError::NotFound)) => Ok(()),
         Ok(Err(error)) => Err(error.to_string()),
         Err(_) => Err("no answer within 2s".into()),

@@ -8,7 +8,14 @@
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 
-use crate::body::{self, Body};
+use crate::archive::budget;
+use crate::archive::cache::OpenError;
+use crate::archive::entry::EntryError;
+use crate::causes;
+use crate::http_util::body::{self, Body};
+use crate::http_util::security;
+use crate::request::route::RouteError;
+use crate::storage::StorageError;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GatewayError {
@@ -116,13 +123,19 @@ impl GatewayError {
         } else {
             tracing::debug!(error = %self, status = status.as_u16(), "request refused");
         }
-        let mut response = json_response(status, &self.body());
-        if let Self::RangeNotSatisfiable { size } = self {
-            if let Ok(value) = HeaderValue::from_str(&crate::http::range::unsatisfied(size)) {
+        self.to_response()
+    }
+
+    /// The response alone, not logged (the listener's prebuilt answers).
+    pub fn to_response(&self) -> Response<Body> {
+        let mut response = json_response(self.status(), &self.body());
+        security::security_headers(response.headers_mut());
+        if let Self::RangeNotSatisfiable { size } = *self {
+            if let Ok(value) = HeaderValue::from_str(&crate::http_util::range::unsatisfied(size)) {
                 response.headers_mut().insert(header::CONTENT_RANGE, value);
             }
         }
-        if let Self::Overloaded(_) = self {
+        if let Self::Overloaded(_) = *self {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -131,9 +144,9 @@ impl GatewayError {
     }
 }
 
-impl From<crate::storage::StorageError> for GatewayError {
-    fn from(error: crate::storage::StorageError) -> Self {
-        use crate::storage::StorageError as S;
+impl From<StorageError> for GatewayError {
+    fn from(error: StorageError) -> Self {
+        use StorageError as S;
         match error {
             S::NotFound => Self::NotFound("404 Not Found"),
             S::RangeNotSatisfiable { size } => Self::RangeNotSatisfiable { size },
@@ -149,17 +162,83 @@ impl From<crate::storage::StorageError> for GatewayError {
     }
 }
 
-/// An error and its causes on one line: client and storage errors hide the cause that
-/// matters (refused, reset, timed out) deep in their source chain.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+impl GatewayError {
+    /// A body stream's failure before any byte was sent: a damaged entry is a 502 naming
+    /// why; a storage failure keeps its own status.
+    pub fn before_first_byte(error: &std::io::Error) -> Self {
+        if let Some(entry) = causes::find::<EntryError>(error) {
+            return entry.clone().into();
+        }
+        if let Some(storage) = causes::find::<StorageError>(error) {
+            return storage.clone().into();
+        }
+        Self::BadArchive(error.to_string())
     }
-    text
+}
+
+impl From<RouteError> for GatewayError {
+    fn from(error: RouteError) -> Self {
+        match error {
+            RouteError::BadPath(why) => Self::BadRequest(why),
+            RouteError::MissingParam(name) => Self::MissingParam(name),
+        }
+    }
+}
+
+impl From<EntryError> for GatewayError {
+    fn from(error: EntryError) -> Self {
+        match error {
+            // Too much memory asked is "not implemented" like an unknown method: the archive
+            // may be fine, this gateway will not decode it.
+            EntryError::Encrypted
+            | EntryError::UnsupportedMethod(_)
+            | EntryError::DecoderMemory { .. }
+            | EntryError::DecoderLimitReached { .. } => Self::UnsupportedEntry(error.to_string()),
+            EntryError::Busy(_) => Self::Overloaded(budget::REJECTED_LABEL),
+            EntryError::Storage(storage) => storage.into(),
+            other => Self::BadArchive(other.to_string()),
+        }
+    }
+}
+
+impl From<OpenError> for GatewayError {
+    fn from(error: OpenError) -> Self {
+        match error {
+            OpenError::Storage(storage) => storage.into(),
+            OpenError::Zip(zip) => Self::BadArchive(zip.to_string()),
+            OpenError::Busy(_) => Self::Overloaded(budget::REJECTED_LABEL),
+        }
+    }
+}
+
+/// Why a handler stops short of an answer of its own: the jobs backend refused the caller
+/// (a `4xx`, relayed as it came: it is the answer), or something failed. `?` turns every
+/// failure into [`Stop::Failed`], so a refusal travels up without being matched by hand.
+pub enum Stop {
+    /// Boxed: a response head is large, and every `Result` carrying a `Stop` pays for it.
+    Refused(Box<Response<Body>>),
+    Failed(GatewayError),
+}
+
+impl<E: Into<GatewayError>> From<E> for Stop {
+    fn from(error: E) -> Self {
+        Stop::Failed(error.into())
+    }
+}
+
+impl Stop {
+    /// The backend's refusal, relayed as it came.
+    pub fn refused(response: Response<Body>) -> Self {
+        Stop::Refused(Box::new(response))
+    }
+
+    /// The response: the backend's refusal, or the failure's own at the rescue point.
+    pub fn into_response(self) -> Response<Body> {
+        match self {
+            Stop::Refused(response) => *response,
+            Stop::Failed(error) => error.into_response(),
+        }
+    }
 }
 
 /// A JSON response with GitLab's API security headers.

@@ -1,62 +1,62 @@
 //! artifact-gateway: a streaming reverse proxy for GitLab CI job artifacts.
 //!
 //! # Layout
-//! The path of a request, in module order:
+//! The path of a request, in the order it meets the modules. Each module imports only
+//! those after it on the path and the infrastructure beside it.
 //!
-//! - [`server`]: the listener; HTTP/1.1 and HTTP/2 connections, limits, graceful shutdown;
-//!   the parser's own refusals swapped for JSON answers.
-//! - [`admin`]: the admin listener: metrics, health, readiness.
-//! - [`metrics`]: the Prometheus registry every part counts into.
-//! - [`app`]: shared state and dispatch of one request; the one place errors become responses.
-//! - [`routes`]: pure `(method, path, query) → Route` for the Jobs API.
-//! - [`auth`]: the caller's identity inputs → cache fingerprint, upstream headers, log redaction.
-//! - [`upstream`]: the jobs backend: pooled streaming client ([`upstream::headers`] for
-//!   header rewriting) and the per-caller metadata cache ([`upstream::cache`]) with the
-//!   allow-listed GETs it keys ([`upstream::keyed`]); in upstream mode, where archives are
-//!   found by asking the backend's archive routes as the caller ([`upstream::locate`]).
-//! - [`serve`]: endpoints answered from storage (archive, by ref, single file, job log),
-//!   after asking the backend for the job as the caller ([`upstream::jobs`]), or for the
-//!   archive itself in upstream mode;
-//!   [`serve::object`] streams an object with ranges and conditional requests ([`http`]),
-//!   [`serve::entry`] one file out of an archive, [`serve::content`] how it is presented.
-//!   With `artifacts.source = "upstream"`, [`serve::trace`] forwards the job log and adds
-//!   `Range` and `HEAD` to the backend's answer.
-//! - [`zip`]: the archive index (pure parser, fed as the directory streams in), the cache
-//!   of open archives, entry decoding with CRC/size verification and bounded decoders, and
-//!   the memory budget decoders and archive opens share ([`zip::budget`]).
-//! - [`storage`]: object storage via `object_store`: keys, ranged reads, large-chunk local
-//!   reads, failure mapping; and objects at URLs the backend hands out, read with ranged
-//!   HTTP GETs ([`storage::remote`]).
-//! - [`error`]: the per-request error type and its mapping to status + GitLab JSON.
-//! - [`body`]: the body type handlers return and the access-log body wrapper.
-//! - [`context`]: what is known about a request once it is named.
+//! 1. [`listener`]: where a request **enters**: accepting TCP and TLS ([`listener::tls`]),
+//!    HTTP/1.1 and HTTP/2 connections with their limits and timers, graceful shutdown; the
+//!    parser's own refusals swapped for JSON answers ([`listener::head_guard`]).
+//! 2. [`dispatch`]: refuse what must be refused, **name the route** ([`request::route`]),
+//!    hand the request to the byte endpoints or forward it; the **one rescue point** where
+//!    every failure becomes a response ([`dispatch::AppState::handle`]), with its access
+//!    log line.
+//! 3. [`artifacts`]: the byte endpoints (archive, by ref, single file, job log). Each asks
+//!    its archive [`artifacts::source`] where the bytes are, **as the caller**: that
+//!    question is where the caller is **authorised**, by the backend. Storage mode asks for
+//!    the job ([`upstream::jobs`]) and reads `storage.archive_key`; upstream mode asks the
+//!    backend's archive route, which **locates** the archive ([`upstream::locate`]).
+//! 4. [`upstream`]: the jobs backend: the pooled streaming client, header rewriting, the
+//!    per-caller metadata cache and the allow-listed GETs it keys, the job questions and
+//!    the locator.
+//! 5. [`archive`]: where **the zip is read**: the index parser, the cache of open archives,
+//!    entry decoding with CRC and size verification, the decoders' memory budget.
+//! 6. [`storage`]: object storage by key (`object_store`) and objects at URLs the backend
+//!    hands out ([`storage::remote`]), read in bounded ranges.
+//!
+//! Used along the whole path:
+//! - [`request`]: what a request is once named: route, credentials, context.
+//! - [`error`]: the per-request error type, every conversion into it, and its mapping to a
+//!   status and GitLab JSON (**where errors become responses**, called from the rescue
+//!   point).
+//! - [`http_util`]: the body type, byte ranges, conditional requests, range windows.
+//! - [`causes`]: the one walker of error chains (log text, timeouts, abort reasons).
+//!
+//! Beside the path (infrastructure):
 //! - [`config`]: TOML + environment → validated [`config::Config`].
-//! - [`tls`]: HTTPS: the listener's acceptor (certificate reload) and the clients' CA roots.
-//! - [`demo`]: the embedded default behind `--demo`.
+//! - [`observability`]: the access log and request metrics, written when a body ends.
+//! - [`metrics`]: the Prometheus registry every part counts into.
+//! - [`admin`]: the admin listener: metrics, health, readiness.
+//! - [`trust`]: the crypto provider, PEM reading and the clients' CA roots.
+//! - `demo` (feature `demo`): the embedded default behind `--demo`.
 //!
 //! The sample backend behind `--demo` and the tests is its own crate,
 //! `crates/sample-backend`: a fake GitLab that cannot borrow the gateway's code.
-//!
-//! A request enters at [`server`], is named by [`routes`] in [`app`], and is either
-//! forwarded by [`upstream`] (through its cache for job metadata) or authorised through
-//! [`upstream::jobs`] (or located by [`upstream::locate`]), read from [`storage`]
-//! (through [`zip`] for single files) and streamed by [`serve`].
 
 pub mod admin;
-pub mod app;
-pub mod auth;
-pub mod body;
+pub mod archive;
+pub mod artifacts;
+pub mod causes;
 pub mod config;
-pub mod context;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod dispatch;
 pub mod error;
-pub mod http;
+pub mod http_util;
+pub mod listener;
 pub mod metrics;
-pub mod routes;
-pub mod serve;
-pub mod server;
+pub mod observability;
+pub mod request;
 pub mod storage;
-pub mod tls;
+pub mod trust;
 pub mod upstream;
-pub mod zip;

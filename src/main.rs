@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use artifact_gateway::config::{ArtifactSource, Config, LogFormat};
-use artifact_gateway::server::RunningGateway;
+use artifact_gateway::listener::RunningGateway;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]

@@ -16,10 +16,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use artifact_gateway::config::Secret;
-use artifact_gateway::zip::index::{
+use artifact_gateway::archive::index::{
     parse_directory, parse_tail, IndexLimits, TailOutcome, ZipIndex,
 };
+use artifact_gateway::config::Secret;
 use common::s3::S3Server;
 use common::storage::{Kind, Tap};
 use common::{header, Harness};

@@ -419,7 +419,7 @@ async fn backend_down_is_a_502_json() {
         .unwrap()
         .port();
     let config = common::test_config(&format!("http://127.0.0.1:{port}"));
-    let gateway = artifact_gateway::server::RunningGateway::start(config)
+    let gateway = artifact_gateway::listener::RunningGateway::start(config)
         .await
         .unwrap();
     for path in ["/projects/1/jobs", "/projects/1/jobs/1/cancel"] {

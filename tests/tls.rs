@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use artifact_gateway::config::TlsConfig;
-use artifact_gateway::server::RunningGateway;
-use artifact_gateway::tls::Acceptor;
+use artifact_gateway::listener::tls::Acceptor;
+use artifact_gateway::listener::RunningGateway;
 use bytes::Bytes;
 use common::storage::Kind;
 use common::Harness;
@@ -790,7 +790,7 @@ async fn a_bad_storage_ca_file_fails_the_store_naming_the_key() {
     let mut config = common::test_config("http://127.0.0.1:1");
     config.storage.url = "s3://bucket".to_owned();
     config.storage.ca_file = Some(dir.write("empty.pem", "nothing\n"));
-    let error = artifact_gateway::app::AppState::new(config)
+    let error = artifact_gateway::dispatch::AppState::new(config)
         .err()
         .expect("refused");
     assert!(

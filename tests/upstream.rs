@@ -969,8 +969,8 @@ async fn storage_timeouts_bound_reads_of_located_urls() {
     let mut config = common::test_config(&format!("http://{backend}"));
     config.artifacts.source = artifact_gateway::config::ArtifactSource::Upstream;
     config.storage.read_timeout = Duration::from_secs(1);
-    let state = artifact_gateway::app::AppState::new(config).unwrap();
-    let gateway = artifact_gateway::server::RunningGateway::start_with(state)
+    let state = artifact_gateway::dispatch::AppState::new(config).unwrap();
+    let gateway = artifact_gateway::listener::RunningGateway::start_with(state)
         .await
         .unwrap();
     let client = common::client();
@@ -1056,8 +1056,8 @@ async fn without_an_etag_reads_are_pinned_to_size_and_last_modified() {
     .await;
     let mut config = common::test_config(&format!("http://{backend}"));
     config.artifacts.source = artifact_gateway::config::ArtifactSource::Upstream;
-    let state = artifact_gateway::app::AppState::new(config).unwrap();
-    let gateway = artifact_gateway::server::RunningGateway::start_with(state)
+    let state = artifact_gateway::dispatch::AppState::new(config).unwrap();
+    let gateway = artifact_gateway::listener::RunningGateway::start_with(state)
         .await
         .unwrap();
     let client = common::client();

@@ -10,9 +10,9 @@ mod common;
 
 use std::time::Duration;
 
-use artifact_gateway::app::AppState;
 use artifact_gateway::config::ArtifactSource;
-use artifact_gateway::server::RunningGateway;
+use artifact_gateway::dispatch::AppState;
+use artifact_gateway::listener::RunningGateway;
 use common::{header, json, Harness};
 use reqwest::Method;
 use sample_backend::{BackendBuilder, JobSpec, JobStatus, Visibility};

@@ -12,11 +12,11 @@
 //! a `Config` that exists is valid, so consumers never re-check ranges.
 //!
 //! Layout: this module holds the typed [`Config`] and its defaults; `raw` the serde tree and its
-//! validation, `env` the environment overrides, `values` the value types (durations, sizes,
-//! [`KeyTemplate`], [`BaseUrl`], [`Secret`]), and `error` the [`ConfigError`] they all return.
+//! validation, `env` the environment overrides, `values` the serde plumbing (durations, sizes),
+//! `types` the value types ([`KeyTemplate`], [`BaseUrl`], [`Secret`]), and `error` the [`ConfigError`] they all return.
 //!
 //! TLS: a `[tls]` section turns HTTPS on for `listen` ([`TlsConfig`]); the files it names are
-//! read by [`crate::tls::Acceptor`], not here. The extra CA bundles `upstream.ca_file` and
+//! read by [`crate::listener::tls::Acceptor`], not here. The extra CA bundles `upstream.ca_file` and
 //! `storage.ca_file` are read here as well as where they are used, so that a missing or
 //! malformed bundle fails the load with its key's name rather than the first request.
 //!
@@ -26,6 +26,7 @@
 mod env;
 mod error;
 mod raw;
+mod types;
 mod values;
 
 #[cfg(test)]
@@ -38,7 +39,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::ConfigError;
-pub use values::{BaseUrl, KeyTemplate, Secret};
+pub use types::{BaseUrl, KeyTemplate, Secret};
 
 use env::EnvOverrides;
 use raw::RawConfig;
@@ -140,7 +141,7 @@ pub struct UpstreamConfig {
 }
 
 /// `[tls]`: HTTPS on the listener. The files are PEM; they are parsed (and re-read when they
-/// change) by [`crate::tls::Acceptor`], whose errors name the file.
+/// change) by [`crate::listener::tls::Acceptor`], whose errors name the file.
 #[derive(Debug, Clone)]
 pub struct TlsConfig {
     /// The certificate chain, leaf first (`tls.cert_file`).

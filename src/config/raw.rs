@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::error::{invalid, ConfigError};
-use super::values::{BaseUrl, Dur, KeyTemplate, Secret, Size, StringTable, Text, MIB};
+use super::types::{BaseUrl, KeyTemplate, Secret};
+use super::values::{Dur, Size, StringTable, Text, MIB};
 use super::{
     upstream_defaults, ArtifactSource, ArtifactsConfig, CacheConfig, Config, LogConfig, LogFormat,
     ServerConfig, StorageConfig, TlsConfig, UpstreamConfig, ZipConfig, DEFAULT_LISTEN,
@@ -601,7 +602,7 @@ fn ca_file(key: &str, value: Option<String>) -> Result<Option<PathBuf>, ConfigEr
     let Some(path) = not_empty(key, value)?.map(PathBuf::from) else {
         return Ok(None);
     };
-    crate::tls::ca_certificates(&path).map_err(|m| invalid(key, m))?;
+    crate::trust::ca_certificates(&path).map_err(|m| invalid(key, m))?;
     Ok(Some(path))
 }
 

@@ -105,7 +105,7 @@ fn client_options(config: &StorageConfig) -> Result<ClientOptions, String> {
         .with_pool_idle_timeout(Duration::from_secs(60));
     if let Some(path) = &config.ca_file {
         let certs =
-            crate::tls::ca_certificates(path).map_err(|e| format!("storage.ca_file: {e}"))?;
+            crate::trust::ca_certificates(path).map_err(|e| format!("storage.ca_file: {e}"))?;
         for cert in certs {
             let cert = Certificate::from_der(&cert)
                 .map_err(|e| format!("storage.ca_file: {}: {e}", path.display()))?;

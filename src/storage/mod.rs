@@ -36,6 +36,7 @@ use object_store::{
     GetOptions, GetRange, GetResultPayload, ObjectMeta, ObjectStore, ObjectStoreExt,
 };
 
+use crate::causes;
 use crate::config::{KeyTemplate, StorageConfig};
 use crate::metrics::{Metrics, ReadKind};
 
@@ -166,7 +167,7 @@ impl Storage {
     ) -> Self {
         let mut roots = match &config.ca_file {
             // Checked at load time; a file gone since leaves the platform's roots.
-            Some(path) => crate::tls::ca_certificates(path).unwrap_or_default(),
+            Some(path) => crate::trust::ca_certificates(path).unwrap_or_default(),
             None => Vec::new(),
         };
         roots.extend_from_slice(extra_roots);
@@ -361,7 +362,9 @@ fn pinned_meta(
 fn etag_matches(if_match: Option<&str>, etag: Option<&str>) -> bool {
     match (if_match, etag) {
         (None, _) => true,
-        (Some(wanted), Some(etag)) => crate::http::conditional::etag_list_matches(wanted, etag),
+        (Some(wanted), Some(etag)) => {
+            crate::http_util::conditional::etag_list_matches(wanted, etag)
+        }
         (Some(wanted), None) => wanted.trim() == "*",
     }
 }
@@ -384,32 +387,14 @@ fn classify(error: object_store::Error) -> StorageError {
         object_store::Error::NotFound { .. } => StorageError::NotFound,
         object_store::Error::Precondition { .. } => StorageError::PreconditionFailed,
         other => {
-            let text = crate::error::error_chain(&other);
-            if is_timeout(&other) {
+            let text = causes::text(&other);
+            if causes::is_timeout(&other) {
                 StorageError::Timeout(text)
             } else {
                 StorageError::Unavailable(text)
             }
         }
     }
-}
-
-/// Timeouts hide deep in the source chain (reqwest, hyper, io).
-pub(crate) fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = current {
-        if e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return true;
-        }
-        // Not "timeout": retry errors print their configured `retry_timeout`.
-        if e.to_string().to_ascii_lowercase().contains("timed out") {
-            return true;
-        }
-        current = e.source();
-    }
-    false
 }
 
 pin_project_lite::pin_project! {

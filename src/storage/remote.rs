@@ -56,7 +56,7 @@ impl RemoteObject {
             uri.authority().map_or("", |a| a.as_str()),
             uri.path()
         );
-        let digest = crate::auth::length_prefixed_sha256([key.as_bytes()]);
+        let digest = crate::request::credentials::length_prefixed_sha256([key.as_bytes()]);
         let shown = format!(
             "located object {}",
             digest[..6]
@@ -124,7 +124,7 @@ impl RemoteReader {
         http.set_nodelay(true);
         http.set_keepalive(Some(Duration::from_secs(60)));
         let connector = HttpsConnectorBuilder::new()
-            .with_tls_config(crate::tls::client_config(extra_roots))
+            .with_tls_config(crate::trust::client_config(extra_roots))
             .https_or_http()
             .enable_http1()
             .enable_http2()
@@ -198,8 +198,8 @@ impl RemoteReader {
                     )))
                 }
                 Ok(Err(error)) => {
-                    let text = format!("{object}: {}", crate::error::error_chain(&error));
-                    return Err(if super::is_timeout(&error) {
+                    let text = format!("{object}: {}", crate::causes::text(&error));
+                    return Err(if crate::causes::is_timeout(&error) {
                         StorageError::Timeout(text)
                     } else {
                         StorageError::Unavailable(text)
@@ -299,7 +299,7 @@ fn answer(
     let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let etag = text(header::ETAG).map(str::to_owned);
     let last_modified =
-        text(header::LAST_MODIFIED).and_then(crate::http::conditional::parse_http_date);
+        text(header::LAST_MODIFIED).and_then(crate::http_util::conditional::parse_http_date);
     let meta = |size| Meta {
         size,
         etag: etag.clone(),
@@ -378,7 +378,7 @@ fn frames(body: hyper::body::Incoming, read_timeout: Duration) -> ByteStream {
                 )),
                 Ok(None) => None,
                 Ok(Some(Err(error))) => Some((
-                    Err(StorageError::Unavailable(crate::error::error_chain(&error))),
+                    Err(StorageError::Unavailable(crate::causes::text(&error))),
                     None,
                 )),
                 Ok(Some(Ok(frame))) => match frame.into_data() {
@@ -507,7 +507,8 @@ mod tests {
 
     #[test]
     fn validators_are_the_etag_or_made_from_size_and_date() {
-        let modified = crate::http::conditional::parse_http_date("Tue, 01 Dec 2026 10:00:00 GMT");
+        let modified =
+            crate::http_util::conditional::parse_http_date("Tue, 01 Dec 2026 10:00:00 GMT");
         let meta = |etag: Option<&str>, last_modified| Meta {
             size: 255,
             etag: etag.map(str::to_owned),

@@ -23,12 +23,12 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use moka::future::Cache;
 
-use crate::auth::Fingerprint;
-use crate::body::{self, Body};
 use crate::config::CacheConfig;
 use crate::error::GatewayError;
+use crate::http_util::body::{self, Body};
 use crate::metrics::Metrics;
-use crate::routes::ProjectRef;
+use crate::request::credentials::Fingerprint;
+use crate::request::route::ProjectRef;
 
 pub const X_CACHE: http::HeaderName = http::HeaderName::from_static("x-cache");
 

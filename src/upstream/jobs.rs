@@ -4,13 +4,13 @@
 //! project's numeric id.
 //!
 //! A `401`/`403`/`404` (any `4xx`) from the backend is the answer the caller gets, unchanged
-//! ([`Fetched::Refused`]); a `5xx` is a `502`.
+//! ([`Stop::Refused`]); a `5xx` is a `502`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Response, StatusCode};
+use http::StatusCode;
 use http_body_util::BodyExt;
 use moka::future::Cache;
 use serde::Deserialize;
@@ -18,11 +18,11 @@ use serde::Deserialize;
 use super::cache::{MetadataCache, Scope};
 use super::keyed::KeyedGet;
 use super::Upstream;
-use crate::auth::Fingerprint;
-use crate::body::Body;
-use crate::context::RequestContext;
-use crate::error::GatewayError;
-use crate::routes::ProjectRef;
+use crate::error::{GatewayError, Stop};
+use crate::http_util::body::Body;
+use crate::request::context::RequestContext;
+use crate::request::credentials::Fingerprint;
+use crate::request::route::ProjectRef;
 
 /// Largest job JSON (or page of jobs) the gateway reads to make a decision.
 const MAX_JSON_BYTES: usize = 8 * 1024 * 1024;
@@ -85,12 +85,6 @@ impl Job {
     }
 }
 
-/// An answer from the backend: what was asked for, or the backend's refusal to relay.
-pub enum Fetched<T> {
-    Found(T),
-    Refused(Response<Body>),
-}
-
 /// Per-caller cache of download-by-ref resolutions.
 pub struct RefCache {
     entries: Cache<(Fingerprint, ProjectRef, String, String), Arc<Job>>,
@@ -116,11 +110,7 @@ pub struct Jobs<'a> {
 
 impl Jobs<'_> {
     /// `GET /projects/:id/jobs/:job_id` as the caller.
-    pub async fn job(
-        &self,
-        project: &ProjectRef,
-        job_id: u64,
-    ) -> Result<Fetched<Job>, GatewayError> {
+    pub async fn job(&self, project: &ProjectRef, job_id: u64) -> Result<Job, Stop> {
         let path = format!(
             "/api/v4/projects/{}/jobs/{job_id}",
             project.to_path_segment()
@@ -143,7 +133,7 @@ impl Jobs<'_> {
         ref_name: &str,
         name: &str,
         max_pages: u32,
-    ) -> Result<Fetched<Arc<Job>>, GatewayError> {
+    ) -> Result<Arc<Job>, Stop> {
         let key = (
             self.ctx.credentials.fingerprint(),
             project.clone(),
@@ -152,7 +142,7 @@ impl Jobs<'_> {
         );
         let keyable = self.ctx.credentials.unkeyable().is_none();
         if let Some(job) = refs.entries.get(&key).await.filter(|_| keyable) {
-            return Ok(Fetched::Found(job));
+            return Ok(job);
         }
         let path = format!("/api/v4/projects/{}/jobs", project.to_path_segment());
         for page in 1..=max_pages {
@@ -165,10 +155,7 @@ impl Jobs<'_> {
                 project: project.clone(),
             };
             let (jobs, next_page): (Vec<Job>, bool) =
-                match self.get_json_paged(&path, &query, scope).await? {
-                    Fetched::Found(found) => found,
-                    Fetched::Refused(response) => return Ok(Fetched::Refused(response)),
-                };
+                self.get_json_paged(&path, &query, scope).await?;
             let hit = jobs.into_iter().find(|job| {
                 job.name == name && job.ref_name == ref_name && job.status == "success"
             });
@@ -177,19 +164,19 @@ impl Jobs<'_> {
                 if keyable {
                     refs.entries.insert(key, Arc::clone(&job)).await;
                 }
-                return Ok(Fetched::Found(job));
+                return Ok(job);
             }
             if !next_page {
                 break;
             }
         }
-        Err(GatewayError::NotFound("404 Not found"))
+        Err(GatewayError::NotFound("404 Not found").into())
     }
 
     /// The numeric id of a project named by its path: `GET /projects/:id`.
-    pub async fn project_id(&self, project: &ProjectRef) -> Result<Fetched<u64>, GatewayError> {
+    pub async fn project_id(&self, project: &ProjectRef) -> Result<u64, Stop> {
         if let ProjectRef::Id(id) = project {
-            return Ok(Fetched::Found(*id));
+            return Ok(*id);
         }
         #[derive(Deserialize)]
         struct Project {
@@ -199,10 +186,7 @@ impl Jobs<'_> {
         let scope = Scope::Project {
             project: project.clone(),
         };
-        Ok(match self.get_json::<Project>(&path, &[], scope).await? {
-            Fetched::Found(p) => Fetched::Found(p.id),
-            Fetched::Refused(response) => Fetched::Refused(response),
-        })
+        Ok(self.get_json::<Project>(&path, &[], scope).await?.id)
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(
@@ -210,11 +194,8 @@ impl Jobs<'_> {
         path: &str,
         query: &[(&str, String)],
         scope: Scope,
-    ) -> Result<Fetched<T>, GatewayError> {
-        Ok(match self.get_json_paged(path, query, scope).await? {
-            Fetched::Found((value, _)) => Fetched::Found(value),
-            Fetched::Refused(response) => Fetched::Refused(response),
-        })
+    ) -> Result<T, Stop> {
+        Ok(self.get_json_paged(path, query, scope).await?.0)
     }
 
     /// GET a JSON document as the caller; also says whether `X-Next-Page` names a page.
@@ -223,7 +204,7 @@ impl Jobs<'_> {
         path: &str,
         query: &[(&str, String)],
         scope: Scope,
-    ) -> Result<Fetched<(T, bool)>, GatewayError> {
+    ) -> Result<(T, bool), Stop> {
         let pairs = query
             .iter()
             .map(|(name, value)| ((*name).to_owned(), value.clone()))
@@ -241,12 +222,11 @@ impl Jobs<'_> {
         if status.is_client_error() {
             self.upstream
                 .prepare_response(response.headers_mut(), self.ctx);
-            return Ok(Fetched::Refused(response));
+            return Err(Stop::refused(response));
         }
         if status != StatusCode::OK {
-            return Err(GatewayError::UpstreamUnavailable(format!(
-                "GET {path} answered {status}"
-            )));
+            let error = GatewayError::UpstreamUnavailable(format!("GET {path} answered {status}"));
+            return Err(error.into());
         }
         let next_page = response
             .headers()
@@ -257,7 +237,7 @@ impl Jobs<'_> {
         let value = serde_json::from_slice(&bytes).map_err(|e| {
             GatewayError::UpstreamUnavailable(format!("GET {path}: unexpected JSON: {e}"))
         })?;
-        Ok(Fetched::Found((value, next_page)))
+        Ok((value, next_page))
     }
 }
 

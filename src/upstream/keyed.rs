@@ -21,8 +21,8 @@
 use http::{header, HeaderMap, HeaderValue, Request};
 
 use super::cache::{CacheKey, Scope};
-use crate::auth::Credentials;
-use crate::body::{self, Body};
+use crate::http_util::body::{self, Body};
+use crate::request::credentials::Credentials;
 
 /// A GET whose every byte is determined by its cache key inputs.
 #[derive(Debug, Clone)]
@@ -30,7 +30,7 @@ pub struct KeyedGet {
     path_and_query: String,
     headers: HeaderMap,
     digest: [u8; 32],
-    credentials: crate::auth::Fingerprint,
+    credentials: crate::request::credentials::Fingerprint,
 }
 
 impl KeyedGet {
@@ -120,13 +120,15 @@ fn digest(path_and_query: &str, headers: &HeaderMap) -> [u8; 32] {
             .into_iter()
             .flat_map(move |value| [name.as_str().as_bytes(), value.as_bytes()])
     });
-    crate::auth::length_prefixed_sha256(std::iter::once(path_and_query.as_bytes()).chain(headers))
+    crate::request::credentials::length_prefixed_sha256(
+        std::iter::once(path_and_query.as_bytes()).chain(headers),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routes::ProjectRef;
+    use crate::request::route::ProjectRef;
     use http::HeaderName;
     use proptest::prelude::*;
 

@@ -25,13 +25,12 @@ use moka::future::Cache;
 
 use super::keyed::KeyedGet;
 use super::Upstream;
-use crate::body::{self, Body};
 use crate::config::{ArtifactsConfig, CacheConfig};
-use crate::context::RequestContext;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, Stop};
+use crate::http_util::body::{self, Body};
 use crate::metrics::Metrics;
-use crate::routes::ProjectRef;
-use crate::serve::JobSelector;
+use crate::request::context::RequestContext;
+use crate::request::route::{JobSelector, ProjectRef};
 use crate::storage::{Location, RemoteObject};
 
 /// Where a located archive is.
@@ -50,12 +49,6 @@ impl std::fmt::Debug for Found {
     }
 }
 
-/// The backend's answer to "where is this archive?".
-pub enum Located {
-    Found(Arc<Found>),
-    Refused(Response<Body>),
-}
-
 /// What the backend answered, before it is kept or shared.
 enum Asked {
     Found(Arc<Found>),
@@ -63,10 +56,10 @@ enum Asked {
 }
 
 impl Asked {
-    fn into_located(self) -> Located {
+    fn into_found(self) -> Result<Arc<Found>, Stop> {
         match self {
-            Asked::Found(found) => Located::Found(found),
-            Asked::Refused(refusal) => Located::Refused(refusal.to_response()),
+            Asked::Found(found) => Ok(found),
+            Asked::Refused(refusal) => Err(Stop::refused(refusal.to_response())),
         }
     }
 }
@@ -171,7 +164,7 @@ impl Locator {
         ctx: &RequestContext,
         project: &ProjectRef,
         selector: JobSelector<'_>,
-    ) -> Result<Located, GatewayError> {
+    ) -> Result<Arc<Found>, Stop> {
         self.locate_as(upstream, artifacts, ctx, project, selector, false)
             .await
     }
@@ -184,7 +177,7 @@ impl Locator {
         ctx: &RequestContext,
         project: &ProjectRef,
         selector: JobSelector<'_>,
-    ) -> Result<Located, GatewayError> {
+    ) -> Result<Arc<Found>, Stop> {
         self.locate_as(upstream, artifacts, ctx, project, selector, true)
             .await
     }
@@ -197,7 +190,7 @@ impl Locator {
         project: &ProjectRef,
         selector: JobSelector<'_>,
         fresh: bool,
-    ) -> Result<Located, GatewayError> {
+    ) -> Result<Arc<Found>, Stop> {
         let (path, pairs, job_id) = archive_route(project, selector);
         let get = KeyedGet::new(&path, pairs, &ctx.credentials, [], &ctx.forwarding);
         let key = get
@@ -219,7 +212,7 @@ impl Locator {
             asked
         };
         let Some(entries) = entries else {
-            return ask().await.map(Asked::into_located);
+            return ask().await?.into_found();
         };
         if fresh {
             entries.invalidate(&key).await;
@@ -245,12 +238,12 @@ impl Locator {
                 if !asked_here.load(Ordering::Relaxed) {
                     self.metrics.locate("cached");
                 }
-                Ok(Located::Found(found))
+                Ok(found)
             }
             Err(unkept) => match &*unkept {
-                Unkept::Raced(found) => Ok(Located::Found(Arc::clone(found))),
-                Unkept::Refused(refusal) => Ok(Located::Refused(refusal.to_response())),
-                Unkept::Failed(error) => Err(error.clone()),
+                Unkept::Raced(found) => Ok(Arc::clone(found)),
+                Unkept::Refused(refusal) => Err(Stop::refused(refusal.to_response())),
+                Unkept::Failed(error) => Err(error.clone().into()),
             },
         }
     }

@@ -26,11 +26,11 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::body::Body;
 use crate::config::{BaseUrl, UpstreamConfig};
-use crate::context::RequestContext;
 use crate::error::GatewayError;
+use crate::http_util::body::Body;
 use crate::metrics::Metrics;
+use crate::request::context::RequestContext;
 
 pub struct Upstream {
     client: Client<HttpsConnector<HttpConnector>, Body>,
@@ -92,9 +92,9 @@ impl Upstream {
             }
             Ok(Err(error)) => {
                 self.metrics.upstream_error("unavailable");
-                Err(GatewayError::UpstreamUnavailable(
-                    crate::error::error_chain(&error),
-                ))
+                Err(GatewayError::UpstreamUnavailable(crate::causes::text(
+                    &error,
+                )))
             }
             Ok(Ok(response)) => Ok(response),
         }
@@ -118,9 +118,9 @@ impl Upstream {
     ) -> Result<Response<Incoming>, GatewayError>
     where
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-        B::Error: Into<crate::body::BoxError>,
+        B::Error: Into<crate::http_util::body::BoxError>,
     {
-        let request = request.map(crate::body::boxed);
+        let request = request.map(crate::http_util::body::boxed);
         let (mut parts, body) = request.into_parts();
         let path_and_query = parts
             .uri
@@ -180,13 +180,13 @@ fn connector(config: &UpstreamConfig) -> HttpsConnector<HttpConnector> {
         None => Vec::new(),
         // Loading the config has read this file already; it can only fail here if it went
         // away since, or for a config built in code. Then the platform's roots still apply.
-        Some(path) => crate::tls::ca_certificates(path).unwrap_or_else(|error| {
+        Some(path) => crate::trust::ca_certificates(path).unwrap_or_else(|error| {
             tracing::error!(%error, "upstream.ca_file not used");
             Vec::new()
         }),
     };
     HttpsConnectorBuilder::new()
-        .with_tls_config(crate::tls::client_config(&extra))
+        .with_tls_config(crate::trust::client_config(&extra))
         .https_or_http()
         .enable_http1()
         .enable_http2()
@@ -199,13 +199,13 @@ mod tests {
 
     #[test]
     fn a_content_length_the_body_cannot_honour_is_dropped() {
-        let mut request = Request::new(crate::body::empty());
+        let mut request = Request::new(crate::http_util::body::empty());
         request
             .headers_mut()
             .insert(header::CONTENT_LENGTH, HeaderValue::from_static("1"));
         body_decides_length(&mut request);
         assert!(!request.headers().contains_key(header::CONTENT_LENGTH));
-        let mut request = Request::new(crate::body::full("abc"));
+        let mut request = Request::new(crate::http_util::body::full("abc"));
         request
             .headers_mut()
             .insert(header::CONTENT_LENGTH, HeaderValue::from_static("3"));

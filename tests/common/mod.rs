@@ -41,9 +41,9 @@ macro_rules! on_every_source {
 use std::sync::Arc;
 use std::time::Duration;
 
-use artifact_gateway::app::AppState;
 use artifact_gateway::config::{BaseUrl, Config};
-use artifact_gateway::server::RunningGateway;
+use artifact_gateway::dispatch::AppState;
+use artifact_gateway::listener::RunningGateway;
 use artifact_gateway::storage::Storage;
 use object_store::ObjectStore;
 use sample_backend::{ArtifactStore, BackendBuilder, SampleBackend};

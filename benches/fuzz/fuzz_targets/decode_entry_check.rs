@@ -19,10 +19,10 @@
 
 use std::sync::{Arc, OnceLock};
 
+use artifact_gateway::archive::budget::MemoryBudget;
+use artifact_gateway::archive::entry::{self, Verified};
+use artifact_gateway::archive::index::{EntryInfo, Method};
 use artifact_gateway::metrics::Metrics;
-use artifact_gateway::zip::budget::MemoryBudget;
-use artifact_gateway::zip::entry::{self, Verified};
-use artifact_gateway::zip::index::{EntryInfo, Method};
 use bytes::Bytes;
 use futures_util::StreamExt;
 

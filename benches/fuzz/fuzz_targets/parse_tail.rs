@@ -4,7 +4,7 @@
 //! times, or ask for bytes outside the object, and a finished index must be consistent.
 //! The same parse with the directory pushed in pieces (of a size derived from the tail
 //! length) must give the same outcome.
-use artifact_gateway::zip::index::{
+use artifact_gateway::archive::index::{
     parse_directory, parse_tail, IndexLimits, TailOutcome, ZipError, ZipIndex,
 };
 use libfuzzer_sys::fuzz_target;

@@ -1,0 +1,16 @@
+//! Reading single files out of zip archives in object storage with few round trips and
+//! verified bytes.
+//!
+//! - [`index`]: pure parsing of the end records and central directory into a compact
+//!   [`index::ZipIndex`] (fuzzed, checked against an independent reader).
+//! - [`cache`]: opening an archive with one tail read, and the byte-weighted cache of
+//!   open archives (single-flight, ETag-pinned).
+//! - [`budget`]: the memory budget decoders and archive opens share, and the cap on one
+//!   decoder's dictionary or window.
+//! - [`entry`]: one entry's bytes: local header, decoding, CRC-32 and size verification
+//!   with the last chunk held back.
+
+pub mod budget;
+pub mod cache;
+pub mod entry;
+pub mod index;

@@ -1,0 +1,335 @@
+//! Single files out of archives: `GET|HEAD /projects/:id/jobs/:job_id/artifacts/*path` and
+//! `/projects/:id/jobs/artifacts/:ref/raw/*path?job=NAME`.
+//!
+//! Round trips to storage: opening a cold archive is one read of its tail (plus one when its
+//! central directory starts before the tail); each entry is then one bounded read
+//! `[local header, end of entry)` pinned to the archive's ETag, or none when the entry lies
+//! in the cached tail. A `304`, a `HEAD` and a directory or missing-name `404` need no read.
+//! A ranged request of a stored entry reads just that range (after its local header, when
+//! the header is not in the tail); a compressed entry is decoded from its start and the
+//! bytes before the range are skipped.
+//!
+//! Bytes served always come from inside `[local header, next entry)`: a stored entry whose
+//! two sizes differ is a 502 before any read, a range is a range of the entry's own bytes,
+//! and the local header must agree with the directory (`entry::data_span`). A range of a
+//! compressed entry stops decoding once it is served, so a size lie past the range goes
+//! unseen there (what is served is still the entry's own bytes, decoded).
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use http::request::Parts;
+use http::{header, HeaderValue, Method, Response, StatusCode};
+use http_body::Frame;
+use object_store::GetRange;
+
+use super::content::{self, FileEndpoint};
+use super::Artifacts;
+use crate::archive::cache::{Archive, OpenError};
+use crate::archive::entry::{self, EntryError, Verified, Window};
+use crate::archive::index::{EntryInfo, Method as ZipMethod, ZipError};
+use crate::error::{GatewayError, Stop};
+use crate::http_util::body::{self, Body};
+use crate::http_util::conditional::Conditions;
+use crate::http_util::range;
+use crate::metrics::ReadKind;
+use crate::request::route::{JobSelector, ProjectRef};
+use crate::storage::{Location, StorageError};
+use crate::upstream::jobs::Jobs;
+
+/// What went wrong while answering from an open archive.
+enum Failure {
+    /// The object changed since its index was read: reopen and try once more.
+    Changed,
+    /// Storage refused the located URL (upstream mode): locate once more.
+    Expired,
+    Error(GatewayError),
+}
+
+impl From<GatewayError> for Failure {
+    fn from(error: GatewayError) -> Self {
+        Failure::Error(error)
+    }
+}
+
+impl From<EntryError> for Failure {
+    fn from(error: EntryError) -> Self {
+        match error {
+            EntryError::Storage(StorageError::PreconditionFailed) => Failure::Changed,
+            EntryError::Storage(StorageError::Expired) => Failure::Expired,
+            other => Failure::Error(other.into()),
+        }
+    }
+}
+
+impl Artifacts {
+    /// `GET|HEAD /projects/:id/jobs/:job_id/artifacts/*path` and
+    /// `/projects/:id/jobs/artifacts/:ref_name/raw/*path?job=NAME`
+    pub async fn entry(
+        &self,
+        jobs: &Jobs<'_>,
+        parts: &Parts,
+        project: &ProjectRef,
+        selector: JobSelector<'_>,
+        name: &str,
+    ) -> Result<Response<Body>, Stop> {
+        let endpoint = match selector {
+            JobSelector::Id(_) => FileEndpoint::ByJob,
+            JobSelector::LatestOnRef { .. } => FileEndpoint::RawByRef,
+        };
+        let source = &self.source;
+        let mut location = source
+            .archive(&self.storage, jobs, project, selector, false)
+            .await?
+            .location;
+        // A changed object fails the ETag precondition: reopen once. A located URL that
+        // storage refuses (expired): locate once more.
+        let (mut reopened, mut relocated) = (false, false);
+        loop {
+            let failure = match self.archives.open(&self.storage, &location).await {
+                Ok((archive, _)) => {
+                    match self
+                        .entry_response(parts, &archive, &location, name, endpoint)
+                        .await
+                    {
+                        Ok(response) => return Ok(response),
+                        Err(failure) => failure,
+                    }
+                }
+                Err(OpenError::Storage(StorageError::Expired)) => Failure::Expired,
+                Err(error) => Failure::Error(error.into()),
+            };
+            match failure {
+                Failure::Changed if !reopened => {
+                    reopened = true;
+                    tracing::info!(%location, "archive changed since it was indexed; reopening");
+                    self.archives.invalidate(&location).await;
+                }
+                Failure::Changed => {
+                    return Err(
+                        GatewayError::StorageUnavailable("archive keeps changing".into()).into(),
+                    )
+                }
+                Failure::Expired if !relocated => {
+                    relocated = true;
+                    location = source
+                        .archive(&self.storage, jobs, project, selector, true)
+                        .await?
+                        .location;
+                }
+                Failure::Expired => return Err(StorageError::Expired.into()),
+                Failure::Error(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    async fn entry_response(
+        &self,
+        parts: &Parts,
+        archive: &Archive,
+        path: &Location,
+        name: &str,
+        endpoint: FileEndpoint,
+    ) -> Result<Response<Body>, Failure> {
+        let info = match archive.index.get(name) {
+            Some(info) if !name.ends_with('/') => info,
+            // Missing, or a directory (explicit `dir/` entry or a prefix of entries).
+            _ => return Err(GatewayError::NotFound("404 Not Found").into()),
+        };
+        entry::check_supported(&info)?;
+        let etag = entry_etag(archive.etag.as_deref(), name, &info);
+        let conditions = Conditions::from_headers(&parts.headers);
+        if conditions.not_modified(Some(&etag), None) {
+            let mut response = Response::new(body::empty());
+            *response.status_mut() = StatusCode::NOT_MODIFIED;
+            set_etag(&mut response, &etag);
+            return Ok(response);
+        }
+        let size = info.uncompressed_size;
+        let selected = range::requested(&parts.headers)
+            .filter(|_| conditions.range_allowed(Some(&etag), None))
+            .map(|r| {
+                r.resolve(size)
+                    .ok_or(GatewayError::RangeNotSatisfiable { size })
+            })
+            .transpose()?;
+        let (content_type, disposition) = content::presentation(name, endpoint);
+        let mut response = if parts.method == Method::HEAD {
+            Response::new(body::empty())
+        } else {
+            let mut stream = self
+                .entry_stream(archive, path, name, &info, selected.clone())
+                .await?;
+            // Wait for the first chunk before the head goes out: an entry that fits in one
+            // chunk is verified by then, and a failure still gets a proper 502 instead of a
+            // connection closed before any status line.
+            let first = match stream.next().await {
+                Some(Ok(chunk)) => Some(chunk),
+                Some(Err(error)) => return Err(GatewayError::before_first_byte(&error).into()),
+                None => None,
+            };
+            let stream = futures_util::stream::iter(first.map(Ok)).chain(stream);
+            let frames = stream.map(|chunk| chunk.map(Frame::data).map_err(body::BoxError::from));
+            Response::new(body::boxed(http_body_util::StreamBody::new(frames)))
+        };
+        let length = selected.as_ref().map_or(size, |r| r.end - r.start);
+        let headers = response.headers_mut();
+        set_header(headers, header::CONTENT_TYPE, &content_type);
+        set_header(headers, header::CONTENT_DISPOSITION, &disposition);
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, max-age=0, must-revalidate"),
+        );
+        if let Some(range) = &selected {
+            set_header(
+                headers,
+                header::CONTENT_RANGE,
+                &range::content_range(range, size),
+            );
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        }
+        set_etag(&mut response, &etag);
+        Ok(response)
+    }
+
+    /// The entry's decoded bytes (of `selected` when set), verified when the whole entry is
+    /// read.
+    async fn entry_stream(
+        &self,
+        archive: &Archive,
+        path: &Location,
+        name: &str,
+        info: &EntryInfo,
+        selected: Option<Range<u64>>,
+    ) -> Result<BoxStream<'static, std::io::Result<Bytes>>, Failure> {
+        if let (ZipMethod::Stored, Some(range)) = (info.method, &selected) {
+            return self.stored_range(archive, path, info, range.clone()).await;
+        }
+        let raw = self
+            .read(archive, path, info.local_header_offset..info.data_end)
+            .await?;
+        let compressed = entry::compressed(raw, info).await?;
+        let decoder = entry::decoder(compressed, info, self.archives.budget()).await?;
+        let verified =
+            Verified::new(entry::chunks(decoder), info, format!("{path}:{name}")).boxed();
+        Ok(match selected {
+            Some(range) => Window::new(verified, range).boxed(),
+            None => verified,
+        })
+    }
+
+    /// A range of a stored entry is a range of the object: read just that.
+    async fn stored_range(
+        &self,
+        archive: &Archive,
+        path: &Location,
+        info: &EntryInfo,
+        range: Range<u64>,
+    ) -> Result<BoxStream<'static, std::io::Result<Bytes>>, Failure> {
+        let header_at = info.local_header_offset..info.local_header_offset + 30;
+        let header = match archive.cached_bytes(header_at.clone()) {
+            Some(bytes) => bytes,
+            None => collect(self.read(archive, path, header_at).await?).await?,
+        };
+        // Only bytes of the entry: `[data_start, data_start + compressed_size)`, inside
+        // `[local header, next entry)`; a stored entry's two sizes are equal
+        // (`check_supported`), so a range of the declared size is a range of that span.
+        let span = entry::data_span(&header, info)?;
+        let bytes = span.start + range.start..span.start + range.end;
+        if bytes.end > span.end {
+            return Err(EntryError::SizesDoNotFit.into());
+        }
+        let raw = self.read(archive, path, bytes).await?;
+        Ok(raw
+            .map(|chunk| chunk.map_err(std::io::Error::other))
+            .boxed())
+    }
+
+    /// `range` of the archive: from the cached tail, or one read pinned to the ETag.
+    async fn read(
+        &self,
+        archive: &Archive,
+        path: &Location,
+        range: Range<u64>,
+    ) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, Failure> {
+        if let Some(bytes) = archive.cached_bytes(range.clone()) {
+            return Ok(futures_util::stream::once(async move { Ok(bytes) }).boxed());
+        }
+        if range.end > archive.size {
+            return Err(GatewayError::BadArchive(ZipError::Truncated.to_string()).into());
+        }
+        let object = self
+            .storage
+            .get(
+                ReadKind::ZipEntry,
+                path,
+                Some(GetRange::Bounded(range)),
+                archive.etag.clone(),
+            )
+            .await
+            .map_err(EntryError::Storage)?;
+        Ok(object.body)
+    }
+}
+
+async fn collect(
+    mut stream: BoxStream<'static, Result<Bytes, StorageError>>,
+) -> Result<Bytes, Failure> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk.map_err(EntryError::Storage)?);
+    }
+    Ok(Bytes::from(bytes))
+}
+
+/// Changes when the archive changes or the entry's content does.
+fn entry_etag(archive_etag: Option<&str>, name: &str, info: &EntryInfo) -> String {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(archive_etag.unwrap_or("").as_bytes());
+    hasher.update(b"\0");
+    hasher.update(name.as_bytes());
+    format!(
+        "\"{:08x}{:08x}{:x}\"",
+        hasher.finalize(),
+        info.crc32,
+        info.uncompressed_size
+    )
+}
+
+fn set_etag(response: &mut Response<Body>, etag: &str) {
+    set_header(response.headers_mut(), header::ETAG, etag);
+}
+
+fn set_header(headers: &mut http::HeaderMap, name: header::HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_etags_follow_the_archive_and_the_content() {
+        let info = |crc| EntryInfo {
+            local_header_offset: 0,
+            compressed_size: 1,
+            uncompressed_size: 1,
+            method: ZipMethod::Stored,
+            flags: 0,
+            crc32: crc,
+            data_end: 31,
+        };
+        let a = entry_etag(Some("\"v1\""), "a.txt", &info(1));
+        assert_eq!(a, entry_etag(Some("\"v1\""), "a.txt", &info(1)));
+        assert_ne!(a, entry_etag(Some("\"v2\""), "a.txt", &info(1)));
+        assert_ne!(a, entry_etag(Some("\"v1\""), "b.txt", &info(1)));
+        assert_ne!(a, entry_etag(Some("\"v1\""), "a.txt", &info(2)));
+        assert!(a.starts_with('"') && a.ends_with('"'));
+    }
+}

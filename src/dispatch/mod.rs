@@ -1,0 +1,299 @@
+//! Dispatch of one request: refuse what we must ([`refuse`]), name the route, then answer
+//! it from the byte endpoints ([`crate::artifacts`]) or forward it to the jobs backend
+//! ([`forward`]: through the metadata cache where it applies; mutations drop what the cache
+//! holds). Every failure becomes a response here, at the one rescue point
+//! ([`AppState::handle`]), and every response gets its access-log line.
+
+mod forward;
+mod refuse;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tracing::Instrument;
+
+use crate::artifacts::{trace, Artifacts, Served};
+use crate::config::{ArtifactSource, Config};
+use crate::error::{GatewayError, Stop};
+use crate::http_util::body::Body;
+use crate::http_util::security;
+use crate::metrics::Metrics;
+use crate::observability::access_log::{self, AccessLog};
+use crate::request::context::RequestContext;
+use crate::request::credentials::{self, Credentials};
+use crate::request::route::{self, JobSelector, Route};
+use crate::storage::Storage;
+use crate::upstream::cache::{MetadataCache, Scope};
+use crate::upstream::headers;
+use crate::upstream::jobs::Jobs;
+use crate::upstream::Upstream;
+
+/// What the listener knows about the connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct Connection {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    /// "http" or "https".
+    pub proto: &'static str,
+}
+
+pub struct AppState {
+    pub config: Config,
+    pub upstream: Upstream,
+    pub cache: MetadataCache,
+    /// The byte endpoints, their archive source and storage.
+    pub artifacts: Artifacts,
+    pub metrics: Arc<Metrics>,
+    /// Requests in progress, bounded by `server.max_streams`; a permit lives until the
+    /// response body ends.
+    pub streams: Arc<tokio::sync::Semaphore>,
+    /// Set when shutdown begins: readiness fails from then on.
+    pub shutting_down: std::sync::atomic::AtomicBool,
+}
+
+impl AppState {
+    /// State for a configuration, with the storage it names (none in upstream mode: the
+    /// backend names the archives' URLs).
+    pub fn new(config: Config) -> Result<Self, String> {
+        let storage = match config.artifacts.source {
+            ArtifactSource::Storage => Storage::from_config(&config.storage)?,
+            ArtifactSource::Upstream => {
+                let upstream_roots = match &config.upstream.ca_file {
+                    Some(path) => crate::trust::ca_certificates(path)?,
+                    None => Vec::new(),
+                };
+                Storage::with_remote_roots(&config.storage, &upstream_roots)
+            }
+        };
+        Ok(Self::with_storage(config, storage))
+    }
+
+    /// State with a given storage (tests wrap stores to count or break reads).
+    pub fn with_storage(config: Config, mut storage: Storage) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        storage.set_metrics(Arc::clone(&metrics));
+        Self {
+            upstream: Upstream::new(&config.upstream, Arc::clone(&metrics)),
+            cache: MetadataCache::new(&config.cache, Arc::clone(&metrics)),
+            artifacts: Artifacts::new(&config, storage, &metrics),
+            metrics,
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
+            streams: Arc::new(tokio::sync::Semaphore::new(config.server.max_streams)),
+            config,
+        }
+    }
+
+    /// The backend, asked as this request's caller.
+    fn jobs<'a>(&'a self, ctx: &'a RequestContext) -> Jobs<'a> {
+        Jobs {
+            upstream: &self.upstream,
+            cache: &self.cache,
+            ctx,
+        }
+    }
+
+    /// Handle one request end to end. Never fails: errors are answered here.
+    pub async fn handle(&self, request: Request<Incoming>, conn: Connection) -> Response<Body> {
+        self.answer(request, conn, None).await
+    }
+
+    /// Answer a request the listener refuses before dispatch (`server.max_connections`):
+    /// through the same rescue point and access log as every other answer.
+    pub async fn refuse(
+        &self,
+        request: Request<Incoming>,
+        conn: Connection,
+        error: GatewayError,
+    ) -> Response<Body> {
+        self.answer(request, conn, Some(error)).await
+    }
+
+    /// The rescue point: the request's span, the refusal or the dispatch, every failure as
+    /// a response, the headers every answer carries, and the access log.
+    async fn answer(
+        &self,
+        request: Request<Incoming>,
+        conn: Connection,
+        refused: Option<GatewayError>,
+    ) -> Response<Body> {
+        let started = Instant::now();
+        let path = request.uri().path().to_owned();
+        let query = request.uri().query().map(credentials::redact_query);
+        let routed = route::match_route(request.method(), &path, request.uri().query());
+        let route_name = routed.as_ref().map_or("invalid", Route::name);
+        let span = tracing::info_span!(
+            "request",
+            method = %request.method(),
+            path = %path,
+            query = query.as_deref().unwrap_or(""),
+            route = route_name,
+            job_id = tracing::field::Empty,
+            peer = %conn.peer.ip(),
+        );
+        let permit = match refused {
+            Some(_) => None,
+            None => Arc::clone(&self.streams).try_acquire_owned().ok(),
+        };
+        let response = async {
+            if let Some(error) = refused {
+                return error.into_response();
+            }
+            if permit.is_none() {
+                self.metrics
+                    .rejected
+                    .with_label_values(&["max_streams"])
+                    .inc();
+                return GatewayError::Overloaded("max_streams").into_response();
+            }
+            match self.dispatch(request, conn, started, routed).await {
+                Ok(response) => response,
+                Err(stop) => stop.into_response(),
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        let mut response = response;
+        security::security_headers(response.headers_mut());
+        let log = AccessLog::new(
+            span,
+            response.status().as_u16(),
+            started,
+            route_name,
+            Arc::clone(&self.metrics),
+            permit,
+        );
+        access_log::logged(response, log)
+    }
+
+    async fn dispatch(
+        &self,
+        request: Request<Incoming>,
+        conn: Connection,
+        started: Instant,
+        routed: Result<Route, route::RouteError>,
+    ) -> Result<Response<Body>, Stop> {
+        let Connection { peer, local, proto } = conn;
+        let host = refuse::request_host(&request);
+        refuse::before_dispatch(&request, local, &self.config)?;
+        let route = routed?;
+        let public_base = match &self.config.public_url {
+            Some(url) => url.as_str().to_owned(),
+            None => format!("{proto}://{}", host.as_deref().unwrap_or("localhost")),
+        };
+        // The backend is told the scheme and host the caller uses: `public_url`'s if set.
+        let (via_proto, via_host) = match &self.config.public_url {
+            Some(url) => (url.scheme(), Some(url.authority())),
+            None => (proto, host.as_deref()),
+        };
+        let via = headers::Via {
+            peer: peer.ip(),
+            trusted: self.config.server.is_trusted_proxy(peer.ip()),
+            proto: via_proto,
+            host: via_host,
+        };
+        let forwarding = headers::forwarding(request.headers(), &via);
+        let ctx = RequestContext {
+            peer,
+            proto,
+            host,
+            public_base,
+            credentials: Credentials::from_request(request.headers(), request.uri().query()),
+            forwarding,
+            route,
+            started,
+        };
+        match &ctx.route {
+            Route::ListProjectJobs { project } => {
+                let scope = Scope::JobList {
+                    project: project.clone(),
+                };
+                Ok(self.cached(request, &ctx, scope).await?)
+            }
+            Route::ListPipelineJobs { project, .. } => {
+                let scope = Scope::JobList {
+                    project: project.clone(),
+                };
+                Ok(self.cached(request, &ctx, scope).await?)
+            }
+            Route::GetJob { project, job_id } => {
+                let scope = Scope::Job {
+                    project: project.clone(),
+                    job_id: *job_id,
+                };
+                Ok(self.cached(request, &ctx, scope).await?)
+            }
+            Route::JobAction {
+                project, job_id, ..
+            } => {
+                let (project, job_id) = (project.clone(), *job_id);
+                Ok(self.mutate(request, &ctx, &project, job_id).await?)
+            }
+            Route::Archive { project, job_id } => {
+                let (parts, _) = request.into_parts();
+                let jobs = self.jobs(&ctx);
+                self.artifacts
+                    .archive(&jobs, &parts, project, JobSelector::Id(*job_id))
+                    .await
+            }
+            Route::ArchiveByRef {
+                project,
+                ref_name,
+                job,
+            } => {
+                let (parts, _) = request.into_parts();
+                let jobs = self.jobs(&ctx);
+                self.artifacts
+                    .archive(&jobs, &parts, project, by_ref(ref_name, job))
+                    .await
+            }
+            Route::ArtifactFile {
+                project,
+                job_id,
+                path,
+            } => {
+                let (parts, _) = request.into_parts();
+                let jobs = self.jobs(&ctx);
+                self.artifacts
+                    .entry(&jobs, &parts, project, JobSelector::Id(*job_id), path)
+                    .await
+            }
+            Route::ArtifactFileByRef {
+                project,
+                ref_name,
+                path,
+                job,
+            } => {
+                let (parts, _) = request.into_parts();
+                let jobs = self.jobs(&ctx);
+                self.artifacts
+                    .entry(&jobs, &parts, project, by_ref(ref_name, job), path)
+                    .await
+            }
+            Route::Trace { project, job_id } => {
+                if self.artifacts.source.is_upstream() {
+                    return Ok(trace::forwarded(&self.upstream, request, &ctx, *job_id).await?);
+                }
+                let (parts, body) = request.into_parts();
+                let jobs = self.jobs(&ctx);
+                match self
+                    .artifacts
+                    .trace(&jobs, &parts, project, *job_id)
+                    .await?
+                {
+                    Served::Response(response) => Ok(response),
+                    Served::Forward => {
+                        Ok(self.forward(Request::from_parts(parts, body), &ctx).await?)
+                    }
+                }
+            }
+            _ => Ok(self.forward(request, &ctx).await?),
+        }
+    }
+}
+
+fn by_ref<'a>(ref_name: &'a str, job_name: &'a str) -> JobSelector<'a> {
+    JobSelector::LatestOnRef { ref_name, job_name }
+}
