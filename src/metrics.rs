@@ -4,10 +4,50 @@
 //! Labels are bounded: routes are the matcher's fixed names, statuses are numbers, kinds
 //! and reasons are fixed words. No path, project or token ever becomes a label.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
+
+/// What storage did for one request while its handler ran: requests made and bytes read.
+/// The access log reports it (`storage_requests`, `storage_bytes`), and an archive open its
+/// own share. Reads a response body makes after the handler has returned (an archive
+/// download streaming) are not counted here.
+#[derive(Debug, Default)]
+pub struct StorageUse {
+    requests: AtomicU64,
+    bytes: AtomicU64,
+}
+
+tokio::task_local! {
+    static STORAGE_USE: Arc<StorageUse>;
+}
+
+impl StorageUse {
+    /// Run `future` counting its storage use into `this`.
+    pub async fn scope<F: Future>(this: Arc<StorageUse>, future: F) -> F::Output {
+        STORAGE_USE.scope(this, future).await
+    }
+
+    /// Requests and bytes counted so far in the current scope; zeros outside one.
+    pub fn so_far() -> (u64, u64) {
+        STORAGE_USE
+            .try_with(|usage| (usage.requests(), usage.bytes()))
+            .unwrap_or((0, 0))
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
 
 /// What a storage request was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,12 +190,14 @@ impl Metrics {
     }
 
     pub fn storage_request(&self, kind: ReadKind) {
+        let _ = STORAGE_USE.try_with(|usage| usage.requests.fetch_add(1, Ordering::Relaxed));
         self.storage_requests
             .with_label_values(&[kind.as_str()])
             .inc();
     }
 
     pub fn storage_read(&self, kind: ReadKind, bytes: u64) {
+        let _ = STORAGE_USE.try_with(|usage| usage.bytes.fetch_add(bytes, Ordering::Relaxed));
         self.storage_bytes
             .with_label_values(&[kind.as_str()])
             .inc_by(bytes);

@@ -24,6 +24,9 @@ use object_store::GetRange;
 
 use super::budget::{BudgetSpent, MemoryBudget};
 use super::index::{self, DirectoryParser, IndexLimits, TailOutcome, ZipError, ZipIndex};
+use tracing::Instrument;
+
+use crate::metrics::StorageUse;
 use crate::metrics::{Metrics, ReadKind};
 use crate::storage::{Location, Storage, StorageError};
 
@@ -131,9 +134,20 @@ impl ArchiveCache {
             .entries
             .try_get_with(path.cache_key(), async {
                 opened_here.store(true, std::sync::atomic::Ordering::Relaxed);
-                open(storage, path, self.tail_bytes, &self.limits, &self.budget)
-                    .await
-                    .map(Arc::new)
+                let span = tracing::debug_span!(
+                    "archive_open",
+                    object = %path,
+                    storage_requests = tracing::field::Empty,
+                    bytes = tracing::field::Empty,
+                );
+                let before = StorageUse::so_far();
+                let opened = open(storage, path, self.tail_bytes, &self.limits, &self.budget)
+                    .instrument(span.clone())
+                    .await;
+                let after = StorageUse::so_far();
+                span.record("storage_requests", after.0 - before.0);
+                span.record("bytes", after.1 - before.1);
+                opened.map(Arc::new)
             })
             .await
             .map_err(|shared: Arc<OpenError>| (*shared).clone())?;

@@ -35,7 +35,7 @@ use crate::http_util::body::{self, Body};
 use crate::http_util::conditional::Conditions;
 use crate::http_util::range;
 use crate::metrics::ReadKind;
-use crate::request::route::{JobSelector, ProjectRef};
+use crate::request::route::{JobRef, JobSelector};
 use crate::storage::{Location, StorageError};
 use crate::upstream::jobs::Jobs;
 
@@ -71,17 +71,16 @@ impl Artifacts {
         &self,
         jobs: &Jobs<'_>,
         parts: &Parts,
-        project: &ProjectRef,
-        selector: JobSelector<'_>,
+        job: JobRef<'_>,
         name: &str,
     ) -> Result<Response<Body>, Stop> {
-        let endpoint = match selector {
+        let endpoint = match job.selector {
             JobSelector::Id(_) => FileEndpoint::ByJob,
             JobSelector::LatestOnRef { .. } => FileEndpoint::RawByRef,
         };
         let source = &self.source;
         let mut location = source
-            .archive(&self.storage, jobs, project, selector, false)
+            .archive(&self.storage, jobs, job, false)
             .await?
             .location;
         // A changed object fails the ETag precondition: reopen once. A located URL that
@@ -115,7 +114,7 @@ impl Artifacts {
                 Failure::Expired if !relocated => {
                     relocated = true;
                     location = source
-                        .archive(&self.storage, jobs, project, selector, true)
+                        .archive(&self.storage, jobs, job, true)
                         .await?
                         .location;
                 }

@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::error::{GatewayError, Stop};
 use crate::http_util::body::Body;
 use crate::metrics::{Metrics, ReadKind};
-use crate::request::route::{JobSelector, ProjectRef};
+use crate::request::route::{JobRef, ProjectRef};
 use crate::storage::{Storage, StorageError};
 use crate::upstream::jobs::Jobs;
 use object::Presentation;
@@ -89,15 +89,11 @@ impl Artifacts {
         &self,
         jobs: &Jobs<'_>,
         parts: &Parts,
-        project: &ProjectRef,
-        selector: JobSelector<'_>,
+        job: JobRef<'_>,
     ) -> Result<Response<Body>, Stop> {
         // A located URL that storage refuses (expired) is located once more.
         for again in [false, true] {
-            let at = self
-                .source
-                .archive(&self.storage, jobs, project, selector, again)
-                .await?;
+            let at = self.source.archive(&self.storage, jobs, job, again).await?;
             if parts.method == http::Method::GET {
                 if let Some(redirect) = at.redirect.filter(|_| self.source.redirects()) {
                     return Ok(object::redirect(redirect));

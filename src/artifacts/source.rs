@@ -15,7 +15,7 @@ use http::HeaderValue;
 use crate::config::{ArtifactSource, ArtifactsConfig, Config};
 use crate::error::{GatewayError, Stop};
 use crate::metrics::Metrics;
-use crate::request::route::{JobSelector, ProjectRef};
+use crate::request::route::{JobRef, JobSelector, ProjectRef};
 use crate::storage::{Location, Storage};
 use crate::upstream::jobs::{Job, Jobs, RefCache};
 use crate::upstream::locate::Locator;
@@ -65,28 +65,22 @@ impl Source {
         &self,
         storage: &Storage,
         jobs: &Jobs<'_>,
-        project: &ProjectRef,
-        selector: JobSelector<'_>,
+        job: JobRef<'_>,
         again: bool,
     ) -> Result<ArchiveAt, Stop> {
         if self.is_upstream() {
-            let (upstream, ctx) = (jobs.upstream, jobs.ctx);
-            let found = if again {
-                self.locator
-                    .relocate(upstream, &self.settings, ctx, project, selector)
-                    .await?
-            } else {
-                self.locator
-                    .locate(upstream, &self.settings, ctx, project, selector)
-                    .await?
-            };
+            let (upstream, ctx, settings) = (jobs.upstream, jobs.ctx, &self.settings);
+            let found = self
+                .locator
+                .locate(upstream, settings, ctx, job.project, job.selector, again)
+                .await?;
             return Ok(ArchiveAt {
                 location: found.location.clone(),
                 redirect: found.redirect.clone(),
             });
         }
         let location = self
-            .stored(storage, jobs, project, selector, Object::Archive)
+            .stored(storage, jobs, job, Object::Archive)
             .await?
             .ok_or(GatewayError::NotFound("404 Not Found"))?;
         Ok(ArchiveAt {
@@ -104,14 +98,8 @@ impl Source {
         project: &ProjectRef,
         job_id: u64,
     ) -> Result<Option<Location>, Stop> {
-        self.stored(
-            storage,
-            jobs,
-            project,
-            JobSelector::Id(job_id),
-            Object::Trace,
-        )
-        .await
+        let job = JobRef::new(project, JobSelector::Id(job_id));
+        self.stored(storage, jobs, job, Object::Trace).await
     }
 
     /// The steps before a stored object is read: the job as the caller may see it, whether
@@ -120,11 +108,11 @@ impl Source {
         &self,
         storage: &Storage,
         jobs: &Jobs<'_>,
-        project: &ProjectRef,
-        selector: JobSelector<'_>,
+        job: JobRef<'_>,
         object: Object,
     ) -> Result<Option<Location>, Stop> {
-        let job = self.job(jobs, project, selector).await?;
+        let project = job.project;
+        let job = self.job(jobs, job).await?;
         match object {
             Object::Archive if !job.has_archive() => return Ok(None),
             Object::Trace if !job.is_finished() => return Ok(None),
@@ -143,13 +131,9 @@ impl Source {
     }
 
     /// The job a request names, as the caller may see it.
-    async fn job(
-        &self,
-        jobs: &Jobs<'_>,
-        project: &ProjectRef,
-        selector: JobSelector<'_>,
-    ) -> Result<Arc<Job>, Stop> {
-        match selector {
+    async fn job(&self, jobs: &Jobs<'_>, job: JobRef<'_>) -> Result<Arc<Job>, Stop> {
+        let project = job.project;
+        match job.selector {
             JobSelector::Id(job_id) => Ok(Arc::new(jobs.job(project, job_id).await?)),
             JobSelector::LatestOnRef { ref_name, job_name } => {
                 let max_pages = self.settings.by_ref_max_pages;

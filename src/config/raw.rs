@@ -6,6 +6,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod archives;
+
+use super::checks::{
+    allowed_host, at_least_one, ca_file, check_endpoint, check_storage_url, has_scheme, nonzero,
+    not_empty, parse_cidr,
+};
 use super::error::{invalid, ConfigError};
 use super::types::{BaseUrl, KeyTemplate, Secret};
 use super::values::{Dur, Size, StringTable, Text, MIB};
@@ -18,9 +24,6 @@ use super::{
 const MIN_HEADER_BYTES: usize = 8192;
 /// Upper bound on `server.max_header_bytes`: it is allocated per connection, so it bounds memory.
 const MAX_HEADER_BYTES: usize = MIB as usize;
-const STORAGE_SCHEMES: [&str; 7] = ["file", "s3", "gs", "az", "abfs", "http", "https"];
-/// Schemes whose URL starts with a bucket (container, file system) name: `s3://bucket/prefix`.
-const BUCKET_SCHEMES: [&str; 4] = ["s3", "gs", "az", "abfs"];
 /// Bounds of `storage.presign_ttl`; 7 days is the longest an S3 (SigV4) presigned URL lives.
 const MIN_PRESIGN_TTL: Duration = Duration::from_secs(1);
 const MAX_PRESIGN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -204,19 +207,6 @@ impl RawLog {
     }
 }
 
-/// A CIDR (`10.0.0.0/8`) or a single address (`10.0.0.1`, one host).
-fn parse_cidr(text: &str) -> Option<ipnet::IpNet> {
-    let text = text.trim();
-    text.parse::<ipnet::IpNet>()
-        .ok()
-        .or_else(|| {
-            text.parse::<std::net::IpAddr>()
-                .ok()
-                .map(ipnet::IpNet::from)
-        })
-        .map(|net| net.trunc())
-}
-
 impl RawServer {
     fn validate(self) -> Result<ServerConfig, ConfigError> {
         let d = ServerConfig::default();
@@ -339,83 +329,6 @@ impl RawCache {
     }
 }
 
-impl RawStorage {
-    fn validate(self) -> Result<StorageConfig, ConfigError> {
-        let d = StorageConfig::default();
-        let url = match self.url {
-            None => d.url,
-            Some(url) => {
-                check_storage_url(&url).map_err(|m| invalid("storage.url", m))?;
-                url
-            }
-        };
-        let template = |key: &str, value: Option<String>, default: KeyTemplate| match value {
-            None => Ok(default),
-            Some(s) => KeyTemplate::parse(&s).map_err(|m| invalid(key, m)),
-        };
-        let endpoint = self
-            .endpoint
-            .map(|s| check_endpoint(&s).map_err(|m| invalid("storage.endpoint", m)))
-            .transpose()?;
-        let allow_http = self.allow_http.unwrap_or(d.allow_http);
-        if !allow_http && endpoint.as_ref().is_some_and(|e| e.starts_with("http://")) {
-            return Err(invalid(
-                "storage.allow_http",
-                "must be true to use a plain-HTTP storage.endpoint (http://…): requests and \
-                 credentials then travel unencrypted",
-            ));
-        }
-        let redirect_downloads = self.redirect_downloads.unwrap_or(d.redirect_downloads);
-        if redirect_downloads && !has_scheme(&url, "s3") {
-            return Err(invalid(
-                "storage.redirect_downloads",
-                "only supported with an s3:// storage.url (presigned URLs are S3's)",
-            ));
-        }
-        let presign_ttl = match self.presign_ttl {
-            None => d.presign_ttl,
-            Some(Dur(ttl)) if (MIN_PRESIGN_TTL..=MAX_PRESIGN_TTL).contains(&ttl) => ttl,
-            Some(_) => {
-                return Err(invalid(
-                    "storage.presign_ttl",
-                    "must be between 1s and 7 days (168h)",
-                ))
-            }
-        };
-        let options = self.options.map_or(d.options, |t| t.0);
-        if options.contains_key("") {
-            return Err(invalid("storage.options", "keys must not be empty"));
-        }
-        Ok(StorageConfig {
-            url,
-            archive_key: template("storage.archive_key", self.archive_key, d.archive_key)?,
-            trace_key: template("storage.trace_key", self.trace_key, d.trace_key)?,
-            endpoint,
-            region: not_empty("storage.region", self.region)?,
-            access_key_id: not_empty("storage.access_key_id", self.access_key_id)?,
-            secret_access_key: not_empty(
-                "storage.secret_access_key",
-                self.secret_access_key.map(|t| t.0),
-            )?
-            .map(Secret::from),
-            session_token: not_empty("storage.session_token", self.session_token.map(|t| t.0))?
-                .map(Secret::from),
-            allow_http,
-            virtual_hosted_style: self.virtual_hosted_style.unwrap_or(d.virtual_hosted_style),
-            connect_timeout: nonzero(
-                "storage.connect_timeout",
-                self.connect_timeout,
-                d.connect_timeout,
-            )?,
-            read_timeout: nonzero("storage.read_timeout", self.read_timeout, d.read_timeout)?,
-            options,
-            redirect_downloads,
-            presign_ttl,
-            ca_file: ca_file("storage.ca_file", self.ca_file)?,
-        })
-    }
-}
-
 impl RawTls {
     fn validate(self) -> Result<TlsConfig, ConfigError> {
         let file = |key: &str, value: Option<String>| match not_empty(key, value)? {
@@ -440,217 +353,4 @@ impl RawTls {
             ..d
         })
     }
-}
-
-impl RawArtifacts {
-    fn validate(self) -> Result<ArtifactsConfig, ConfigError> {
-        let d = ArtifactsConfig::default();
-        let by_ref_max_pages = match self.by_ref_max_pages {
-            None => d.by_ref_max_pages,
-            Some(n) if (1..=MAX_BY_REF_PAGES).contains(&n) => n,
-            Some(_) => {
-                return Err(invalid(
-                    "artifacts.by_ref_max_pages",
-                    format!("must be between 1 and {MAX_BY_REF_PAGES}"),
-                ))
-            }
-        };
-        let source = match self.source.as_deref() {
-            None | Some("storage") => ArtifactSource::Storage,
-            Some("upstream") => ArtifactSource::Upstream,
-            Some(_) => {
-                return Err(invalid(
-                    "artifacts.source",
-                    "must be \"storage\" or \"upstream\"",
-                ))
-            }
-        };
-        let upstream_only = |key: &'static str| {
-            invalid(
-                key,
-                "only applies with artifacts.source = \"upstream\" (storage mode has \
-                 storage.redirect_downloads and no redirects to follow)",
-            )
-        };
-        let redirect = self.redirect.unwrap_or(d.redirect);
-        if redirect && source == ArtifactSource::Storage {
-            return Err(upstream_only("artifacts.redirect"));
-        }
-        let allowed_hosts = self
-            .allowed_hosts
-            .unwrap_or_default()
-            .into_iter()
-            .map(|host| allowed_host(&host))
-            .collect::<Result<Vec<_>, _>>()?;
-        if !allowed_hosts.is_empty() && source == ArtifactSource::Storage {
-            return Err(upstream_only("artifacts.allowed_hosts"));
-        }
-        Ok(ArtifactsConfig {
-            source,
-            by_ref_max_pages,
-            by_ref_ttl: nonzero("artifacts.by_ref_ttl", self.by_ref_ttl, d.by_ref_ttl)?,
-            redirect,
-            allowed_hosts,
-        })
-    }
-}
-
-/// One `artifacts.allowed_hosts` entry: a host name or address (`storage.example.com`,
-/// `10.0.0.5`, `[::1]`) or `*.domain` for its subdomains; no scheme, port or path.
-fn allowed_host(entry: &str) -> Result<String, ConfigError> {
-    let host = entry.trim().trim_end_matches('.').to_ascii_lowercase();
-    let name = host.strip_prefix("*.").unwrap_or(&host);
-    let bare = name.trim_start_matches('[').trim_end_matches(']');
-    let valid = !bare.is_empty()
-        && !name.contains('*')
-        && (bare.parse::<std::net::IpAddr>().is_ok()
-            || bare
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
-    if !valid {
-        return Err(invalid(
-            "artifacts.allowed_hosts",
-            format!(
-                "{entry:?} is not a host name (write storage.example.com or *.example.com, \
-                 without scheme, port or path)"
-            ),
-        ));
-    }
-    Ok(host)
-}
-
-impl RawZip {
-    fn validate(self) -> Result<ZipConfig, ConfigError> {
-        let d = ZipConfig::default();
-        let tail_bytes = self.tail_bytes.map_or(d.tail_bytes, |v| v.0);
-        if !(1024..=64 * 1024 * 1024).contains(&tail_bytes) {
-            return Err(invalid("zip.tail_bytes", "must be between 1KiB and 64MiB"));
-        }
-        let max_entries = self.max_entries.unwrap_or(d.max_entries);
-        if max_entries == 0 {
-            return Err(invalid("zip.max_entries", "must be at least 1"));
-        }
-        let max_directory_bytes = self
-            .max_directory_bytes
-            .map_or(d.max_directory_bytes, |v| v.0);
-        if max_directory_bytes < 1024 {
-            return Err(invalid("zip.max_directory_bytes", "must be at least 1KiB"));
-        }
-        let max_decoder_memory = self
-            .max_decoder_memory
-            .map_or(d.max_decoder_memory, |v| v.0);
-        if max_decoder_memory < 1024 * 1024 {
-            return Err(invalid("zip.max_decoder_memory", "must be at least 1MiB"));
-        }
-        let memory_budget = self.memory_budget.map_or(d.memory_budget, |v| v.0);
-        if memory_budget < max_decoder_memory {
-            return Err(invalid(
-                "zip.memory_budget",
-                "must be at least zip.max_decoder_memory",
-            ));
-        }
-        if memory_budget > 4 << 40 {
-            return Err(invalid("zip.memory_budget", "must be at most 4TiB"));
-        }
-        Ok(ZipConfig {
-            index_cache_bytes: self.index_cache_bytes.map_or(d.index_cache_bytes, |v| v.0),
-            index_ttl: nonzero("zip.index_ttl", self.index_ttl, d.index_ttl)?,
-            tail_bytes,
-            max_entries,
-            max_directory_bytes,
-            max_decoder_memory,
-            memory_budget,
-        })
-    }
-}
-
-fn at_least_one<T: PartialOrd + From<u8>>(
-    key: &str,
-    value: Option<T>,
-    default: T,
-) -> Result<T, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(n) if n >= T::from(1) => Ok(n),
-        Some(_) => Err(invalid(key, "must be at least 1")),
-    }
-}
-
-fn nonzero(key: &str, value: Option<Dur>, default: Duration) -> Result<Duration, ConfigError> {
-    match value {
-        Some(Dur(d)) if d.is_zero() => Err(invalid(key, "must be greater than zero")),
-        Some(Dur(d)) => Ok(d),
-        None => Ok(default),
-    }
-}
-
-/// An optional string that, when set, must not be blank: leaving the key out is how to get the
-/// default. The message never quotes the value (it may be a secret).
-fn not_empty(key: &str, value: Option<String>) -> Result<Option<String>, ConfigError> {
-    match value {
-        Some(s) if s.trim().is_empty() => Err(invalid(
-            key,
-            "must not be empty (leave the key out instead)",
-        )),
-        other => Ok(other),
-    }
-}
-
-/// An extra CA bundle (`upstream.ca_file`, `storage.ca_file`): read now, so that a missing file
-/// or one without a usable certificate fails the load with the key's name.
-fn ca_file(key: &str, value: Option<String>) -> Result<Option<PathBuf>, ConfigError> {
-    let Some(path) = not_empty(key, value)?.map(PathBuf::from) else {
-        return Ok(None);
-    };
-    crate::trust::ca_certificates(&path).map_err(|m| invalid(key, m))?;
-    Ok(Some(path))
-}
-
-/// `storage.endpoint`: `http(s)://host[:port]`, returned normalized (lowercase scheme, no
-/// trailing slash).
-fn check_endpoint(endpoint: &str) -> Result<String, String> {
-    let base = BaseUrl::parse(endpoint)?;
-    if !base.path_prefix().is_empty() {
-        return Err("must be http(s)://host[:port], without a path".to_owned());
-    }
-    Ok(base.as_str().to_owned())
-}
-
-fn has_scheme(url: &str, scheme: &str) -> bool {
-    url.split_once("://")
-        .is_some_and(|(s, _)| s.eq_ignore_ascii_case(scheme))
-}
-
-/// Checks the scheme, that something follows it, a bucket for the bucket schemes and an
-/// absolute path for file; the storage layer parses the rest.
-fn check_storage_url(url: &str) -> Result<(), String> {
-    let expected = || {
-        format!(
-            "must be a URL with scheme {}, e.g. file:///var/lib/artifacts or s3://bucket/prefix",
-            STORAGE_SCHEMES.join(", ")
-        )
-    };
-    let (scheme, rest) = url.split_once("://").ok_or_else(expected)?;
-    if !STORAGE_SCHEMES
-        .iter()
-        .any(|s| s.eq_ignore_ascii_case(scheme))
-    {
-        return Err(expected());
-    }
-    if rest.is_empty() || url.contains(char::is_whitespace) {
-        return Err(expected());
-    }
-    if scheme.eq_ignore_ascii_case("file") && !rest.starts_with('/') {
-        return Err("a file URL needs an absolute path: file:///path/to/dir".to_owned());
-    }
-    if BUCKET_SCHEMES
-        .iter()
-        .any(|s| s.eq_ignore_ascii_case(scheme))
-        && rest.starts_with('/')
-    {
-        return Err(format!(
-            "needs a bucket (container) name after {scheme}://, e.g. {scheme}://bucket/prefix"
-        ));
-    }
-    Ok(())
 }

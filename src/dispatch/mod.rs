@@ -20,11 +20,11 @@ use crate::config::{ArtifactSource, Config};
 use crate::error::{GatewayError, Stop};
 use crate::http_util::body::Body;
 use crate::http_util::security;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, StorageUse};
 use crate::observability::access_log::{self, AccessLog};
 use crate::request::context::RequestContext;
 use crate::request::credentials::{self, Credentials};
-use crate::request::route::{self, JobSelector, Route};
+use crate::request::route::{self, Route};
 use crate::storage::Storage;
 use crate::upstream::cache::{MetadataCache, Scope};
 use crate::upstream::headers;
@@ -137,6 +137,7 @@ impl AppState {
             Some(_) => None,
             None => Arc::clone(&self.streams).try_acquire_owned().ok(),
         };
+        let storage = Arc::new(StorageUse::default());
         let response = async {
             if let Some(error) = refused {
                 return error.into_response();
@@ -153,9 +154,8 @@ impl AppState {
                 Err(stop) => stop.into_response(),
             }
         }
-        .instrument(span.clone())
-        .await;
-        let mut response = response;
+        .instrument(span.clone());
+        let mut response = StorageUse::scope(Arc::clone(&storage), response).await;
         security::security_headers(response.headers_mut());
         let log = AccessLog::new(
             span,
@@ -164,6 +164,7 @@ impl AppState {
             route_name,
             Arc::clone(&self.metrics),
             permit,
+            storage,
         );
         access_log::logged(response, log)
     }
@@ -205,14 +206,16 @@ impl AppState {
             route,
             started,
         };
+        if let Some((job, file)) = ctx.route.artifact() {
+            let (parts, _) = request.into_parts();
+            let jobs = self.jobs(&ctx);
+            return match file {
+                None => self.artifacts.archive(&jobs, &parts, job).await,
+                Some(path) => self.artifacts.entry(&jobs, &parts, job, path).await,
+            };
+        }
         match &ctx.route {
-            Route::ListProjectJobs { project } => {
-                let scope = Scope::JobList {
-                    project: project.clone(),
-                };
-                Ok(self.cached(request, &ctx, scope).await?)
-            }
-            Route::ListPipelineJobs { project, .. } => {
+            Route::ListProjectJobs { project } | Route::ListPipelineJobs { project, .. } => {
                 let scope = Scope::JobList {
                     project: project.clone(),
                 };
@@ -230,47 +233,6 @@ impl AppState {
             } => {
                 let (project, job_id) = (project.clone(), *job_id);
                 Ok(self.mutate(request, &ctx, &project, job_id).await?)
-            }
-            Route::Archive { project, job_id } => {
-                let (parts, _) = request.into_parts();
-                let jobs = self.jobs(&ctx);
-                self.artifacts
-                    .archive(&jobs, &parts, project, JobSelector::Id(*job_id))
-                    .await
-            }
-            Route::ArchiveByRef {
-                project,
-                ref_name,
-                job,
-            } => {
-                let (parts, _) = request.into_parts();
-                let jobs = self.jobs(&ctx);
-                self.artifacts
-                    .archive(&jobs, &parts, project, by_ref(ref_name, job))
-                    .await
-            }
-            Route::ArtifactFile {
-                project,
-                job_id,
-                path,
-            } => {
-                let (parts, _) = request.into_parts();
-                let jobs = self.jobs(&ctx);
-                self.artifacts
-                    .entry(&jobs, &parts, project, JobSelector::Id(*job_id), path)
-                    .await
-            }
-            Route::ArtifactFileByRef {
-                project,
-                ref_name,
-                path,
-                job,
-            } => {
-                let (parts, _) = request.into_parts();
-                let jobs = self.jobs(&ctx);
-                self.artifacts
-                    .entry(&jobs, &parts, project, by_ref(ref_name, job), path)
-                    .await
             }
             Route::Trace { project, job_id } => {
                 if self.artifacts.source.is_upstream() {
@@ -292,8 +254,4 @@ impl AppState {
             _ => Ok(self.forward(request, &ctx).await?),
         }
     }
-}
-
-fn by_ref<'a>(ref_name: &'a str, job_name: &'a str) -> JobSelector<'a> {
-    JobSelector::LatestOnRef { ref_name, job_name }
 }

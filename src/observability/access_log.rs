@@ -12,7 +12,7 @@ use http_body::{Frame, SizeHint};
 
 use crate::causes;
 use crate::http_util::body::{boxed, Body};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, StorageUse};
 use crate::storage::StorageError;
 
 pin_project_lite::pin_project! {
@@ -49,6 +49,8 @@ pub struct AccessLog {
     metrics: Arc<Metrics>,
     /// Held until the body ends: the request counts against `server.max_streams`.
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Storage requests and bytes the handler used.
+    storage: Arc<StorageUse>,
     done: bool,
 }
 
@@ -69,6 +71,7 @@ impl AccessLog {
         route: &'static str,
         metrics: Arc<Metrics>,
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
+        storage: Arc<StorageUse>,
     ) -> Self {
         metrics.in_flight_streams.inc();
         Self {
@@ -79,6 +82,7 @@ impl AccessLog {
             route,
             metrics,
             permit,
+            storage,
             done: false,
         }
     }
@@ -116,6 +120,8 @@ impl AccessLog {
             parent: &self.span,
             status = self.status,
             bytes = self.bytes,
+            storage_requests = self.storage.requests(),
+            storage_bytes = self.storage.bytes(),
             duration_ms,
             outcome = ?outcome,
             "response"

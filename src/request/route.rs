@@ -118,6 +118,32 @@ pub enum Route {
 }
 
 impl Route {
+    /// A byte route's project, the job it names, and the file in that job's archive
+    /// (`None`: the archive itself).
+    pub fn artifact(&self) -> Option<(JobRef<'_>, Option<&str>)> {
+        use JobSelector::Id;
+        Some(match self {
+            Route::Archive { project, job_id } => (JobRef::new(project, Id(*job_id)), None),
+            Route::ArtifactFile {
+                project,
+                job_id,
+                path,
+            } => (JobRef::new(project, Id(*job_id)), Some(path.as_str())),
+            Route::ArchiveByRef {
+                project,
+                ref_name,
+                job,
+            } => (JobRef::latest(project, ref_name, job), None),
+            Route::ArtifactFileByRef {
+                project,
+                path,
+                ref_name,
+                job,
+            } => (JobRef::latest(project, ref_name, job), Some(path.as_str())),
+            _ => return None,
+        })
+    }
+
     /// Short stable name for logs and metrics: "list_project_jobs", "list_pipeline_jobs", "get_job",
     /// "cancel", "retry", "erase", "play", "keep_artifacts", "delete_artifacts", "trace", "archive",
     /// "artifact_file", "archive_by_ref", "artifact_file_by_ref", "other".
@@ -370,6 +396,25 @@ pub enum JobSelector<'a> {
         ref_name: &'a str,
         job_name: &'a str,
     },
+}
+
+/// The job a byte route names: its project, and the job in it.
+#[derive(Debug, Clone, Copy)]
+pub struct JobRef<'a> {
+    pub project: &'a ProjectRef,
+    pub selector: JobSelector<'a>,
+}
+
+impl<'a> JobRef<'a> {
+    pub fn new(project: &'a ProjectRef, selector: JobSelector<'a>) -> Self {
+        Self { project, selector }
+    }
+
+    /// The newest successful job named `job_name` on `ref_name`.
+    pub fn latest(project: &'a ProjectRef, ref_name: &'a str, job_name: &'a str) -> Self {
+        let selector = JobSelector::LatestOnRef { ref_name, job_name };
+        Self { project, selector }
+    }
 }
 
 #[cfg(test)]

@@ -18,108 +18,32 @@
 //! and the entry reads pinned to it agree; `object_store` is never asked to compare it.
 
 mod build;
+mod exact;
+mod failure;
 pub mod file;
+mod object;
 pub mod remote;
 
-use std::ops::Range;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::stream::BoxStream;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use object_store::path::Path;
 use object_store::signer::Signer;
 use object_store::{
     GetOptions, GetRange, GetResultPayload, ObjectMeta, ObjectStore, ObjectStoreExt,
 };
+use tracing::Instrument;
 
-use crate::causes;
 use crate::config::{KeyTemplate, StorageConfig};
 use crate::metrics::{Metrics, ReadKind};
 
 pub use build::build_store;
+use exact::ExactLength;
+pub use failure::StorageError;
+use failure::{classify, file_error};
+pub use object::{ByteStream, Location, Meta, Object};
 pub use remote::{RemoteObject, RemoteReader};
-
-/// A storage read failure, by what the caller does about it.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StorageError {
-    #[error("object not found")]
-    NotFound,
-    /// The range starts at or past the end of an object of this size.
-    #[error("range not satisfiable (object is {size} bytes)")]
-    RangeNotSatisfiable { size: u64 },
-    /// The object changed: its ETag no longer matches the precondition, or (local files)
-    /// the file changed while it was being read.
-    #[error("object changed")]
-    PreconditionFailed,
-    /// A located URL was refused (an expired or revoked signature, credentials no longer
-    /// accepted): the backend is asked for the archive again.
-    #[error("the located URL was refused")]
-    Expired,
-    #[error("storage timed out: {0}")]
-    Timeout(String),
-    #[error("storage unavailable: {0}")]
-    Unavailable(String),
-}
-
-/// Size, validators and location of an object.
-#[derive(Debug, Clone)]
-pub struct Meta {
-    pub size: u64,
-    /// As the store spells it; see `http::conditional::quote_etag`.
-    pub etag: Option<String>,
-    /// Stores always tell it; a URL's answer may not.
-    pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-impl From<&ObjectMeta> for Meta {
-    fn from(meta: &ObjectMeta) -> Self {
-        Self {
-            size: meta.size,
-            etag: meta.e_tag.clone(),
-            last_modified: Some(meta.last_modified),
-        }
-    }
-}
-
-/// Where an object is: a key in the configured store, or a URL the backend handed out.
-#[derive(Debug, Clone)]
-pub enum Location {
-    Key(Path),
-    Url(Arc<RemoteObject>),
-}
-
-impl Location {
-    /// What an archive's index is cached under.
-    pub fn cache_key(&self) -> String {
-        match self {
-            Location::Key(path) => path.to_string(),
-            Location::Url(object) => object.key().to_owned(),
-        }
-    }
-}
-
-impl std::fmt::Display for Location {
-    /// The key, or a URL's host and path: never its query or headers.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Location::Key(path) => path.fmt(f),
-            Location::Url(object) => object.fmt(f),
-        }
-    }
-}
-
-pub type ByteStream = BoxStream<'static, Result<Bytes, StorageError>>;
-
-/// An object being read: its metadata, the range the body covers, and the body.
-pub struct Object {
-    pub meta: Meta,
-    pub range: Range<u64>,
-    pub body: ByteStream,
-}
 
 pub struct Storage {
     /// `None` in upstream mode, where archives are located by the backend.
@@ -218,6 +142,11 @@ impl Storage {
     }
 
     pub async fn head(&self, location: &Location) -> Result<Meta, StorageError> {
+        let span = tracing::debug_span!("storage_head", object = %location);
+        self.head_unlogged(location).instrument(span).await
+    }
+
+    async fn head_unlogged(&self, location: &Location) -> Result<Meta, StorageError> {
         let path = match location {
             Location::Key(path) => path,
             Location::Url(object) => return self.remote.head(object).await,
@@ -250,6 +179,28 @@ impl Storage {
     /// Read `range` of the object (all of it when `None`), in one request. When `if_match`
     /// is set the read fails with `PreconditionFailed` if the object changed.
     pub async fn get(
+        &self,
+        kind: ReadKind,
+        location: &Location,
+        range: Option<GetRange>,
+        if_match: Option<String>,
+    ) -> Result<Object, StorageError> {
+        let span = tracing::debug_span!(
+            "storage_read",
+            kind = kind.as_str(),
+            object = %location,
+            storage_requests = 1,
+            bytes = tracing::field::Empty,
+        );
+        let object = self
+            .get_unlogged(kind, location, range, if_match)
+            .instrument(span.clone())
+            .await?;
+        span.record("bytes", object.range.end - object.range.start);
+        Ok(object)
+    }
+
+    async fn get_unlogged(
         &self,
         kind: ReadKind,
         location: &Location,
@@ -369,85 +320,10 @@ fn etag_matches(if_match: Option<&str>, etag: Option<&str>) -> bool {
     }
 }
 
-/// A local read failure; a file that changed under the reader says so in the log.
-fn file_error(error: &std::io::Error) -> StorageError {
-    if let Some(changed) = error
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<file::Changed>())
-    {
-        tracing::warn!(changed = changed.what, "{changed}; aborting the response");
-        return StorageError::PreconditionFailed;
-    }
-    StorageError::Unavailable(format!("reading file: {error}"))
-}
-
-/// Map a store error by what it means for the response.
-fn classify(error: object_store::Error) -> StorageError {
-    match error {
-        object_store::Error::NotFound { .. } => StorageError::NotFound,
-        object_store::Error::Precondition { .. } => StorageError::PreconditionFailed,
-        other => {
-            let text = causes::text(&other);
-            if causes::is_timeout(&other) {
-                StorageError::Timeout(text)
-            } else {
-                StorageError::Unavailable(text)
-            }
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// Ends with an error unless the inner stream yields exactly `expected` bytes: a store
-    /// that sends less (or more) than the range it promised must not look complete.
-    struct ExactLength {
-        #[pin]
-        inner: ByteStream,
-        remaining: u64,
-    }
-}
-
-impl ExactLength {
-    fn new(inner: ByteStream, expected: u64) -> Self {
-        Self {
-            inner,
-            remaining: expected,
-        }
-    }
-}
-
-impl Stream for ExactLength {
-    type Item = Result<Bytes, StorageError>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.project();
-        match futures_util::ready!(this.inner.poll_next(cx)) {
-            Some(Ok(chunk)) => {
-                let len = chunk.len() as u64;
-                if len > *this.remaining {
-                    *this.remaining = 0;
-                    return Poll::Ready(Some(Err(StorageError::Unavailable(
-                        "storage sent more bytes than the range".into(),
-                    ))));
-                }
-                *this.remaining -= len;
-                Poll::Ready(Some(Ok(chunk)))
-            }
-            Some(Err(error)) => Poll::Ready(Some(Err(error))),
-            None if *this.remaining > 0 => {
-                let missing = std::mem::take(this.remaining);
-                Poll::Ready(Some(Err(StorageError::Unavailable(format!(
-                    "storage stream ended {missing} bytes early"
-                )))))
-            }
-            None => Poll::Ready(None),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use futures_util::TryStreamExt;
 
     fn chunks(parts: &[&'static [u8]]) -> ByteStream {

@@ -26,6 +26,8 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use tracing::Instrument;
+
 use crate::config::{BaseUrl, UpstreamConfig};
 use crate::error::GatewayError;
 use crate::http_util::body::Body;
@@ -85,7 +87,19 @@ impl Upstream {
             request.headers_mut().insert(header::HOST, host);
         }
         body_decides_length(&mut request);
-        match tokio::time::timeout(self.response_timeout, self.client.request(request)).await {
+        let span = tracing::debug_span!(
+            "upstream",
+            method = %request.method(),
+            path = request.uri().path(),
+            status = tracing::field::Empty,
+        );
+        let answer = tokio::time::timeout(self.response_timeout, self.client.request(request))
+            .instrument(span.clone())
+            .await;
+        if let Ok(Ok(response)) = &answer {
+            span.record("status", response.status().as_u16());
+        }
+        match answer {
             Err(_elapsed) => {
                 self.metrics.upstream_error("timeout");
                 Err(GatewayError::UpstreamTimeout)
