@@ -134,6 +134,24 @@ impl TestStorage {
         }
     }
 
+    /// The file that holds the object `key` (whether or not it exists), for archives
+    /// written in place (sparse files too big to pass around).
+    pub fn object_path(&self, key: &str) -> PathBuf {
+        let key = &self.stored_key(key);
+        match &self.s3 {
+            Some(s3) => s3.object_path(key),
+            None => self.dir.join(key),
+        }
+    }
+
+    /// After writing an object in place: give it a stored ETag on the S3 server (see
+    /// [`S3Server::set_etag`]); nothing to do on local storage.
+    pub fn set_etag(&self, key: &str, etag: &str) {
+        if let Some(s3) = &self.s3 {
+            s3.set_etag(&self.stored_key(key), etag);
+        }
+    }
+
     pub fn remove(&self, key: &str) {
         let key = &self.stored_key(key);
         match &self.s3 {
