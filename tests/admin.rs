@@ -8,10 +8,8 @@ use common::fixture;
 use std::time::Duration;
 
 use common::storage::Kind;
-use common::Harness;
+use common::{Harness, TOKEN};
 use sample_backend::BackendBuilder;
-
-const TOKEN: &str = "demo-token";
 
 async fn with_admin(backend: BackendBuilder) -> Harness {
     Harness::build(backend, Kind::Local, None, |c| {

@@ -5,10 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{header, json, Harness};
+use common::{header, json, Harness, TOKEN};
 use sample_backend::BackendBuilder;
-
-const TOKEN: &str = "demo-token";
 
 async fn x_cache(h: &Harness, path: &str, token: Option<&str>) -> (u16, String, serde_json::Value) {
     let response = h.get(path, token).await;

@@ -6,10 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{header, json, Harness};
+use common::{header, json, Harness, TOKEN};
 use sample_backend::{BackendBuilder, SampleBackend};
 
-const TOKEN: &str = "demo-token";
 const PAGINATION: [&str; 6] = [
     "x-page",
     "x-per-page",

@@ -709,7 +709,7 @@ async fn plain_http_upstreams_keep_working() {
         c.upstream.ca_file = Some(ca_file.clone());
     })
     .await;
-    let response = h.get("/projects/1/jobs", Some("demo-token")).await;
+    let response = h.get("/projects/1/jobs", Some(common::TOKEN)).await;
     assert_eq!(response.status(), 200);
 }
 
@@ -771,7 +771,7 @@ async fn s3_over_https_is_trusted_through_storage_ca_file() {
     let h = gateway_on_s3_over_https(&ca, &dir, Some(ca_file)).await;
     h.storage.put("1/104/artifacts.zip", &archive);
     let response = h
-        .get("/projects/1/jobs/104/artifacts", Some("demo-token"))
+        .get("/projects/1/jobs/104/artifacts", Some(common::TOKEN))
         .await;
     assert_eq!(response.status(), 200);
     assert!(response.bytes().await.unwrap() == archive);
@@ -779,7 +779,7 @@ async fn s3_over_https_is_trusted_through_storage_ca_file() {
     let h = gateway_on_s3_over_https(&ca, &dir, None).await;
     h.storage.put("1/104/artifacts.zip", &archive);
     let response = h
-        .get("/projects/1/jobs/104/artifacts", Some("demo-token"))
+        .get("/projects/1/jobs/104/artifacts", Some(common::TOKEN))
         .await;
     assert_eq!(response.status(), 502);
 }

@@ -5,10 +5,8 @@
 mod common;
 
 use common::storage::Kind;
-use common::{header, Harness};
+use common::{header, Harness, TOKEN};
 use sample_backend::BackendBuilder;
-
-const TOKEN: &str = "demo-token";
 
 fn log_text() -> Vec<u8> {
     (0..5000)

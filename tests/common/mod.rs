@@ -11,7 +11,8 @@ pub mod zips;
 /// The sample backend's personal access token of user `demo` (`PRIVATE-TOKEN`), a member
 /// of every project the tests set up.
 pub const TOKEN: &str = "demo-token";
-/// A CI job token of the sample backend's data (`JOB-TOKEN`), of a running job of project 1.
+/// A CI job token (`JOB-TOKEN`) of the sample backend: job 12 is running, so the token is
+/// live; it belongs to project 1.
 pub const JOB_TOKEN: &str = "job-token-12";
 
 /// Runs each test body once on local storage and once on the S3 server: the file using it

@@ -215,6 +215,25 @@ pub struct Tap {
     pub ranges: Mutex<Vec<Option<GetRange>>>,
     /// Fail every read stream after this many bytes.
     pub fail_after: Option<u64>,
+    /// Read streams handed out and not yet dropped: 0 once the gateway has let go of every
+    /// storage read.
+    pub open_reads: Arc<AtomicUsize>,
+}
+
+/// Counts a read stream as open until it is dropped.
+struct OpenRead(Arc<AtomicUsize>);
+
+impl OpenRead {
+    fn new(open: &Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::clone(open))
+    }
+}
+
+impl Drop for OpenRead {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Tap {
@@ -226,6 +245,7 @@ impl Tap {
             bytes_read: Arc::default(),
             ranges: Mutex::default(),
             fail_after: None,
+            open_reads: Arc::default(),
         }
     }
 
@@ -279,8 +299,10 @@ impl ObjectStore for Tap {
         }
         .into_stream();
         let mut sent = 0u64;
+        let open = OpenRead::new(&self.open_reads);
         let tapped = stream
             .map(move |chunk| {
+                let _open = &open;
                 let mut chunk = chunk?;
                 if let Some(limit) = fail_after {
                     if sent + chunk.len() as u64 > limit {
