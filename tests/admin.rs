@@ -124,12 +124,7 @@ async fn metrics_parse_and_move_with_requests() {
     );
 
     // A mutation counts an invalidation.
-    h.client
-        .post(h.url("/projects/1/jobs/105/play"))
-        .header("PRIVATE-TOKEN", TOKEN)
-        .send()
-        .await
-        .unwrap();
+    h.post("/projects/1/jobs/105/play", Some(TOKEN)).await;
     assert_eq!(
         sample(
             &h,

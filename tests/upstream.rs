@@ -300,13 +300,7 @@ async fn round_trips_with_a_fresh_signature_on_every_locate() {
     assert_eq!(archive_route_count(&h, 1, 11), 4, "one locate per request");
     // A HEAD and a 304 read nothing once the archive is open.
     let before = reads_so_far(&h);
-    let head = h
-        .client
-        .head(h.url(&path("big-stored.bin")))
-        .header("PRIVATE-TOKEN", TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let head = h.head(&path("big-stored.bin"), Some(TOKEN)).await;
     assert_eq!(head.status(), 200);
     let etag = header(&head, "etag").unwrap().to_owned();
     let not_modified = get_with(
@@ -498,13 +492,7 @@ async fn erase(kind: Kind) {
         &a.bytes,
     )
     .await;
-    let erased = h
-        .client
-        .post(h.url("/projects/1/jobs/11/erase"))
-        .header("PRIVATE-TOKEN", TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let erased = h.post("/projects/1/jobs/11/erase", Some(TOKEN)).await;
     assert_eq!(erased.status(), 201);
     for (path, headers) in [
         ("/projects/1/jobs/11/artifacts", &token),
@@ -826,13 +814,7 @@ async fn artifacts_redirect_answers_downloads_with_the_backends_redirect() {
     let followed = h.client.get(&location).send().await.unwrap();
     assert!(followed.bytes().await.unwrap() == a.bytes);
     // HEAD and single files are still the gateway's.
-    let head = h
-        .client
-        .head(h.url("/projects/1/jobs/11/artifacts"))
-        .header("PRIVATE-TOKEN", TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let head = h.head("/projects/1/jobs/11/artifacts", Some(TOKEN)).await;
     assert_eq!(head.status(), 200);
     assert_eq!(
         header(&head, "content-length"),
