@@ -8,10 +8,8 @@ use common::fixture;
 use std::time::Duration;
 
 use common::storage::Kind;
-use common::Harness;
+use common::{wait, Harness, TOKEN};
 use sample_backend::BackendBuilder;
-
-const TOKEN: &str = "demo-token";
 
 async fn with_admin(backend: BackendBuilder) -> Harness {
     Harness::build(backend, Kind::Local, None, |c| {
@@ -126,12 +124,7 @@ async fn metrics_parse_and_move_with_requests() {
     );
 
     // A mutation counts an invalidation.
-    h.client
-        .post(h.url("/projects/1/jobs/105/play"))
-        .header("PRIVATE-TOKEN", TOKEN)
-        .send()
-        .await
-        .unwrap();
+    h.post("/projects/1/jobs/105/play", Some(TOKEN)).await;
     assert_eq!(
         sample(
             &h,
@@ -151,7 +144,14 @@ async fn metrics_parse_and_move_with_requests() {
             storage,
             tap,
         } = h;
+        let backend_addr = backend.url().trim_start_matches("http://").to_owned();
         backend.shutdown();
+        wait::wait_until_async(
+            "the backend stops listening",
+            Duration::from_secs(5),
+            || async { tokio::net::TcpStream::connect(&backend_addr).await.is_err() },
+        )
+        .await;
         Harness {
             backend: BackendBuilder::new().start().await.unwrap(),
             gateway,
@@ -160,7 +160,6 @@ async fn metrics_parse_and_move_with_requests() {
             tap,
         }
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
         h.get("/projects/1/jobs/107", Some(TOKEN)).await.status(),
         502
@@ -280,8 +279,14 @@ async fn health_answers_and_readiness_follows_the_backend() {
         storage: _storage,
         ..
     } = h;
+    let backend_addr = backend.url().trim_start_matches("http://").to_owned();
     backend.shutdown();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait::wait_until_async(
+        "the backend stops listening",
+        Duration::from_secs(5),
+        || async { tokio::net::TcpStream::connect(&backend_addr).await.is_err() },
+    )
+    .await;
     let admin = gateway.admin_addr().unwrap();
     let not_ready = client
         .get(format!("http://{admin}/-/readiness"))
@@ -320,8 +325,14 @@ async fn readiness_fails_during_shutdown_while_a_download_finishes() {
     let mut received = download.chunk().await.unwrap().unwrap().to_vec();
 
     h.gateway.shutdown();
-    tokio::time::sleep(Duration::from_millis(100)).await;
     let admin = h.gateway.admin_addr().unwrap();
+    let readiness = format!("http://{admin}/-/readiness");
+    wait::wait_until_async(
+        "readiness reports the drain",
+        Duration::from_secs(5),
+        || async { h.client.get(&readiness).send().await.unwrap().status() == 503 },
+    )
+    .await;
     let draining = h
         .client
         .get(format!("http://{admin}/-/readiness"))

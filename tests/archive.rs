@@ -5,10 +5,9 @@
 mod common;
 
 use common::storage::Kind;
-use common::{fixture, header, json, Harness};
+use common::{fixture, header, json, Harness, TOKEN};
 use sample_backend::{BackendBuilder, JobSpec, JobStatus, SampleBackend};
 
-const TOKEN: &str = "demo-token";
 const DISPOSITION: &str = "attachment; filename=\"artifacts.zip\"; filename*=UTF-8''artifacts.zip";
 
 on_every_source! {
@@ -95,13 +94,7 @@ async fn download_is_byte_exact(kind: Kind) {
 
 async fn head_answers_headers_only(kind: Kind) {
     let (h, archive) = harness(kind).await;
-    let response = h
-        .client
-        .head(h.url("/projects/1/jobs/104/artifacts"))
-        .header("PRIVATE-TOKEN", TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let response = h.head("/projects/1/jobs/104/artifacts", Some(TOKEN)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         header(&response, "content-length"),
@@ -111,9 +104,7 @@ async fn head_answers_headers_only(kind: Kind) {
     assert!(header(&response, "etag").is_some());
     assert!(response.bytes().await.unwrap().is_empty());
     let ranged = h
-        .client
-        .head(h.url("/projects/1/jobs/104/artifacts"))
-        .header("PRIVATE-TOKEN", TOKEN)
+        .request(http::Method::HEAD, "/projects/1/jobs/104/artifacts")
         .header("Range", "bytes=10-19")
         .send()
         .await
@@ -140,14 +131,7 @@ async fn ranges(kind: Kind) {
         (&format!("bytes=-{}", len * 2) as &str, 0..len),
     ];
     for (range, expected) in cases {
-        let response = h
-            .client
-            .get(h.url("/projects/1/jobs/104/artifacts"))
-            .header("PRIVATE-TOKEN", TOKEN)
-            .header("Range", range)
-            .send()
-            .await
-            .unwrap();
+        let response = h.get_range("/projects/1/jobs/104/artifacts", range).await;
         assert_eq!(response.status(), 206, "{range}");
         assert_eq!(
             header(&response, "content-range"),
@@ -166,53 +150,42 @@ async fn ranges(kind: Kind) {
     }
     // Several ranges or a malformed header: the whole archive (RFC 9110 lets us ignore it).
     for range in ["bytes=0-1,5-6", "bytes=5-1", "lines=1-2"] {
-        let response = h
-            .client
-            .get(h.url("/projects/1/jobs/104/artifacts"))
-            .header("PRIVATE-TOKEN", TOKEN)
-            .header("Range", range)
-            .send()
-            .await
-            .unwrap();
+        let response = h.get_range("/projects/1/jobs/104/artifacts", range).await;
         assert_eq!(response.status(), 200, "{range}");
         assert_eq!(response.bytes().await.unwrap().len(), len);
     }
 }
 
+on_both_storages! {
+    ranges_are_read_from_storage_not_skipped => ranged_reads;
+}
+
 /// Ranges go to storage as ranged reads: nothing before the range is read and discarded.
-#[tokio::test]
-async fn ranges_are_read_from_storage_not_skipped() {
-    for kind in [Kind::Local, Kind::S3] {
-        let h = Harness::tapped(
-            kind,
-            BackendBuilder::sample_data(),
-            common::storage::Tap::new,
-            |_| {},
-        )
+async fn ranged_reads(kind: Kind) {
+    let h = Harness::tapped(
+        kind,
+        BackendBuilder::sample_data(),
+        common::storage::Tap::new,
+        |_| {},
+    )
+    .await;
+    let archive = fixture("python-stored.zip");
+    h.storage.put("1/104/artifacts.zip", &archive);
+    let response = h
+        .get_range("/projects/1/jobs/104/artifacts", "bytes=200000-200099")
         .await;
-        let archive = fixture("python-stored.zip");
-        h.storage.put("1/104/artifacts.zip", &archive);
-        let response = h
-            .client
-            .get(h.url("/projects/1/jobs/104/artifacts"))
-            .header("PRIVATE-TOKEN", TOKEN)
-            .header("Range", "bytes=200000-200099")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.bytes().await.unwrap(), &archive[200000..200100]);
-        let tap = h.tap.as_ref().unwrap();
-        assert_eq!(
-            tap.bytes_read.load(std::sync::atomic::Ordering::SeqCst),
-            100,
-            "{kind:?}"
-        );
-        assert_eq!(
-            tap.requests(),
-            1,
-            "{kind:?}: one storage request per download"
-        );
-    }
+    assert_eq!(response.bytes().await.unwrap(), &archive[200000..200100]);
+    let tap = h.tap.as_ref().unwrap();
+    assert_eq!(
+        tap.bytes_read.load(std::sync::atomic::Ordering::SeqCst),
+        100,
+        "{kind:?}"
+    );
+    assert_eq!(
+        tap.requests(),
+        1,
+        "{kind:?}: one storage request per download"
+    );
 }
 
 async fn unsatisfiable(kind: Kind) {
@@ -222,14 +195,7 @@ async fn unsatisfiable(kind: Kind) {
         format!("bytes={}-{}", archive.len() + 5, archive.len() + 9),
         "bytes=-0".to_owned(),
     ] {
-        let response = h
-            .client
-            .get(h.url("/projects/1/jobs/104/artifacts"))
-            .header("PRIVATE-TOKEN", TOKEN)
-            .header("Range", &range)
-            .send()
-            .await
-            .unwrap();
+        let response = h.get_range("/projects/1/jobs/104/artifacts", &range).await;
         assert_eq!(response.status(), 416, "{range}");
         assert_eq!(
             header(&response, "content-range"),
@@ -247,9 +213,7 @@ async fn conditional(kind: Kind) {
     let modified = header(&first, "last-modified").unwrap().to_owned();
     drop(first);
     let get = |name: &'static str, value: String| {
-        h.client
-            .get(h.url("/projects/1/jobs/104/artifacts"))
-            .header("PRIVATE-TOKEN", TOKEN)
+        h.request(http::Method::GET, "/projects/1/jobs/104/artifacts")
             .header(name, value)
     };
     let not_modified = get("If-None-Match", etag.clone()).send().await.unwrap();
@@ -451,12 +415,11 @@ async fn by_ref_newest_successful(kind: Kind) {
         );
     }
     let head = h
-        .client
-        .head(h.url("/projects/1/jobs/artifacts/main/download?job=build"))
-        .header("PRIVATE-TOKEN", TOKEN)
-        .send()
-        .await
-        .unwrap();
+        .head(
+            "/projects/1/jobs/artifacts/main/download?job=build",
+            Some(TOKEN),
+        )
+        .await;
     assert_eq!(head.status(), 200);
     assert_eq!(
         header(&head, "content-length"),

@@ -84,7 +84,13 @@ async fn sigterm_lets_a_download_in_flight_finish_and_logs_are_json() {
         .status()
         .unwrap();
     assert!(term.success());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let readiness = format!("http://127.0.0.1:{admin}/-/readiness");
+    common::wait::wait_until_async(
+        "readiness reports the drain",
+        Duration::from_secs(5),
+        || async { client.get(&readiness).send().await.unwrap().status() == 503 },
+    )
+    .await;
     let draining = client
         .get(format!("http://127.0.0.1:{admin}/-/readiness"))
         .send()

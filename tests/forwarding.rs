@@ -6,10 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{header, json, Harness};
+use common::{header, json, Harness, TOKEN};
 use sample_backend::{BackendBuilder, SampleBackend};
 
-const TOKEN: &str = "demo-token";
 const PAGINATION: [&str; 6] = [
     "x-page",
     "x-per-page",
@@ -176,12 +175,7 @@ async fn location_naming_the_backend_is_rewritten_to_the_gateway() {
 #[tokio::test]
 async fn forwarded_for_proto_and_host_reach_the_backend() {
     let h = Harness::start(BackendBuilder::sample_data()).await;
-    h.client
-        .get(h.url("/projects/1/jobs/104"))
-        .header("PRIVATE-TOKEN", TOKEN)
-        .send()
-        .await
-        .unwrap();
+    h.get("/projects/1/jobs/104", Some(TOKEN)).await;
     let seen = h.backend.requests();
     let request = seen.last().unwrap();
     assert_eq!(request.headers["x-forwarded-for"], "127.0.0.1");
@@ -215,7 +209,7 @@ async fn client_forwarded_headers_never_reach_the_backend_nor_poison_cached_link
     assert!(!first_link.contains("evil"), "{first_link}");
     for (get, post) in [("/projects/1/jobs/104", "/projects/1/jobs/105/play")] {
         let mut request = h.client.get(h.url(get));
-        let mut action = h.client.post(h.url(post)).header("PRIVATE-TOKEN", TOKEN);
+        let mut action = h.request(http::Method::POST, post);
         for (name, value) in CLAIMS {
             request = request.header(name, value);
             action = action.header(name, value);
@@ -293,7 +287,7 @@ async fn a_trusted_proxys_forwarded_headers_pass_and_are_keyed() {
 #[tokio::test]
 async fn mutations_relay_status_and_body_and_post_bodies_arrive_intact() {
     let h = Harness::start(BackendBuilder::sample_data()).await;
-    let post = |path: &str| h.client.post(h.url(path)).header("PRIVATE-TOKEN", TOKEN);
+    let post = |path: &str| h.request(http::Method::POST, path);
 
     let cancel = post("/projects/1/jobs/106/cancel").send().await.unwrap();
     assert_eq!(cancel.status(), 201);
@@ -355,9 +349,7 @@ async fn a_large_post_body_streams_through_unchanged() {
     let h = Harness::start(BackendBuilder::sample_data()).await;
     let body: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let response = h
-        .client
-        .post(h.url("/projects/1/jobs/105/play"))
-        .header("PRIVATE-TOKEN", TOKEN)
+        .request(http::Method::POST, "/projects/1/jobs/105/play")
         .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
             body.chunks(64 * 1024)
                 .map(|c| Ok::<_, std::io::Error>(c.to_vec()))

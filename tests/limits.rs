@@ -1,18 +1,17 @@
 //! Limits: connections and streams past their bounds get `503` with `Retry-After`; clients
 //! that are too slow to speak or stop reading are cut off, releasing their storage reads.
 
+#[macro_use]
 mod common;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::storage::{Kind, Tap};
-use common::{header, json, Harness};
+use common::{header, json, raw, wait, Harness, TOKEN};
 use sample_backend::BackendBuilder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-const TOKEN: &str = "demo-token";
 
 fn big_archive(len: usize) -> Vec<u8> {
     (0..len as u32)
@@ -22,11 +21,21 @@ fn big_archive(len: usize) -> Vec<u8> {
 
 /// Read until the server closes the connection or `limit` passes.
 async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
-    let mut out = Vec::new();
-    let closed = tokio::time::timeout(limit, stream.read_to_end(&mut out))
-        .await
-        .is_ok();
-    (out, closed)
+    let received = raw::read_until_closed(stream, limit).await;
+    (received.bytes, received.closed)
+}
+
+/// The status a fresh connection gets for one request (`Connection: close`, so it holds
+/// no slot afterwards).
+async fn probe(h: &Harness) -> Option<u16> {
+    let request = raw::request(
+        "GET",
+        b"/api/v4/projects/1/jobs/104",
+        "x",
+        &[("PRIVATE-TOKEN", TOKEN)],
+    );
+    let received = raw::exchange(h.gateway.addr(), &request, Duration::from_secs(5)).await;
+    raw::parse(&received.bytes).map(|r| r.status)
 }
 
 #[tokio::test]
@@ -46,7 +55,14 @@ async fn connections_over_the_limit_get_503_with_retry_after() {
             .unwrap();
         held.push(stream);
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Until the gateway has accepted both, a fresh connection may still get through.
+    wait::wait_until_async(
+        "both held connections count",
+        Duration::from_secs(5),
+        || async { probe(&h).await == Some(503) },
+    )
+    .await;
+    h.backend.clear_requests();
     let refused = h.get("/projects/1/jobs/104", Some(TOKEN)).await;
     assert_eq!(refused.status(), 503);
     assert_eq!(header(&refused, "retry-after"), Some("1"));
@@ -58,7 +74,12 @@ async fn connections_over_the_limit_get_503_with_retry_after() {
 
     // Slots come back when connections close.
     drop(held);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait::wait_until_async(
+        "the closed connections' slots are free",
+        Duration::from_secs(5),
+        || async { probe(&h).await == Some(200) },
+    )
+    .await;
     let fresh = common::client();
     assert_eq!(
         fresh
@@ -118,45 +139,51 @@ async fn a_client_that_connects_and_says_nothing_is_cut_off() {
     }
 }
 
-#[tokio::test]
-async fn a_client_that_stops_reading_is_cut_off_and_the_storage_read_released() {
-    for kind in [Kind::Local, Kind::S3] {
-        let h = Harness::tapped(kind, BackendBuilder::sample_data(), Tap::new, |c| {
-            c.server.stall_timeout = Duration::from_millis(500);
-        })
-        .await;
-        let archive = big_archive(96 * 1024 * 1024);
-        h.storage.put("1/104/artifacts.zip", &archive);
-        let mut stream = TcpStream::connect(h.gateway.addr()).await.unwrap();
-        stream
-            .write_all(format!("GET /api/v4/projects/1/jobs/104/artifacts HTTP/1.1\r\nHost: x\r\nPRIVATE-TOKEN: {TOKEN}\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
-        let mut first = vec![0u8; 64 * 1024];
-        let n = stream.read(&mut first).await.unwrap();
-        assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
-        // Stop reading: socket buffers fill, the gateway's writes stall.
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let tap = h.tap.as_ref().unwrap();
-        let read = tap.bytes_read.load(Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(
-            tap.bytes_read.load(Ordering::SeqCst),
-            read,
-            "{kind:?}: storage still being read"
-        );
-        assert!(
-            read < archive.len() as u64 / 2,
-            "{kind:?}: read {read} bytes for a client that stopped"
-        );
-        // What is left in the socket drains, then the connection ends short of the body.
-        let (rest, closed) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
-        assert!(closed, "{kind:?}: the stalled connection was not closed");
-        assert!(
-            ((n + rest.len()) as u64) < archive.len() as u64,
-            "{kind:?}: the whole body arrived"
-        );
-    }
+on_both_storages! {
+    a_client_that_stops_reading_is_cut_off_and_the_storage_read_released => stalled_client;
+}
+
+async fn stalled_client(kind: Kind) {
+    let h = Harness::tapped(kind, BackendBuilder::sample_data(), Tap::new, |c| {
+        c.server.stall_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let archive = big_archive(96 * 1024 * 1024);
+    h.storage.put("1/104/artifacts.zip", &archive);
+    let mut stream = TcpStream::connect(h.gateway.addr()).await.unwrap();
+    stream
+        .write_all(format!("GET /api/v4/projects/1/jobs/104/artifacts HTTP/1.1\r\nHost: x\r\nPRIVATE-TOKEN: {TOKEN}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut first = vec![0u8; 64 * 1024];
+    let n = stream.read(&mut first).await.unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    // Stop reading: socket buffers fill, the gateway's writes stall, and after the stall
+    // timeout it drops the storage read.
+    let tap = h.tap.as_ref().unwrap();
+    wait::wait_until(
+        &format!("{kind:?}: the stalled download's storage read is dropped"),
+        Duration::from_secs(10),
+        || tap.open_reads.load(Ordering::SeqCst) == 0,
+    )
+    .await;
+    let read = tap.bytes_read.load(Ordering::SeqCst);
+    assert!(
+        read < archive.len() as u64 / 2,
+        "{kind:?}: read {read} bytes for a client that stopped"
+    );
+    // What is left in the socket drains, then the connection ends short of the body.
+    let (rest, closed) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    assert!(closed, "{kind:?}: the stalled connection was not closed");
+    assert!(
+        ((n + rest.len()) as u64) < archive.len() as u64,
+        "{kind:?}: the whole body arrived"
+    );
+    assert_eq!(
+        tap.bytes_read.load(Ordering::SeqCst),
+        read,
+        "{kind:?}: storage read after the read was dropped"
+    );
 }
 
 #[tokio::test]
@@ -190,6 +217,8 @@ async fn idle_http2_connections_are_closed_but_busy_ones_are_not() {
         if let Ok(data) = frame.unwrap().into_data() {
             received += data.len();
         }
+        // Reading slowly on purpose (not waiting for anything): the download must stay
+        // busy for longer than the idle timeout.
         if started.elapsed() < Duration::from_millis(1200) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -59,7 +59,18 @@ async fn access_log_has_the_request_and_never_a_token() {
         .bytes()
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // The access line is written as a body ends, which may be just after the client has
+    // read it: wait for the last request's line (its 401) before reading the log.
+    common::wait::wait_until(
+        "the 401's access line",
+        std::time::Duration::from_secs(5),
+        || {
+            let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+            log.lines()
+                .any(|l| l.contains(" response ") && l.contains("401"))
+        },
+    )
+    .await;
 
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     for secret in secrets {

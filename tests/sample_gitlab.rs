@@ -10,14 +10,13 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::s3::S3Server;
+use common::JOB_TOKEN;
 use object_store::aws::AmazonS3Builder;
 use sample_backend::{
     ArtifactStore, BackendBuilder, DownloadMode, JobSpec, JobStatus, SampleBackend, Visibility,
 };
 
-const DEMO: (&str, &str) = ("PRIVATE-TOKEN", "demo-token");
-/// Job 12 is running, so this token is live; it belongs to project 1.
-const JOB_TOKEN: &str = "job-token-12";
+const DEMO: (&str, &str) = ("PRIVATE-TOKEN", common::TOKEN);
 
 /// sha256("1"), the hashed directory of project 1 (computed independently of the code).
 const SHA256_OF_1: &str = "6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b";

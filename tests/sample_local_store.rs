@@ -16,9 +16,9 @@ use sample_backend::{
     ArtifactStore, BackendBuilder, DownloadMode, JobSpec, JobStatus, SampleBackend, Visibility,
 };
 
-const DEMO: (&str, &str) = ("PRIVATE-TOKEN", "demo-token");
+const DEMO: (&str, &str) = ("PRIVATE-TOKEN", common::TOKEN);
 /// Job 12 is running, so this token is live; it belongs to project 1.
-const JOB_TOKEN: (&str, &str) = ("JOB-TOKEN", "job-token-12");
+const JOB_TOKEN: (&str, &str) = ("JOB-TOKEN", common::JOB_TOKEN);
 
 struct World {
     dir: PathBuf,

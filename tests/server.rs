@@ -5,20 +5,16 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{header, json, Harness};
+use common::{header, json, raw, wait, Harness, TOKEN};
 use sample_backend::BackendBuilder;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-const TOKEN: &str = "demo-token";
 
 /// Send raw bytes and read until the server closes (or 5 s pass).
 async fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).into_owned()
+    raw::exchange(addr, request, Duration::from_secs(5))
+        .await
+        .text()
 }
 
 #[tokio::test]
@@ -28,9 +24,7 @@ async fn oversized_headers_get_a_431_json() {
     })
     .await;
     let response = h
-        .client
-        .get(h.url("/projects/1/jobs"))
-        .header("PRIVATE-TOKEN", TOKEN)
+        .request(http::Method::GET, "/projects/1/jobs")
         .header("X-Padding", "a".repeat(20 * 1024))
         .send()
         .await
@@ -73,9 +67,8 @@ async fn a_client_that_sends_headers_too_slowly_is_cut_off() {
         .await
         .unwrap();
     let started = Instant::now();
-    let mut buf = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await;
-    assert!(read.is_ok(), "the connection was never closed");
+    let read = raw::read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    assert!(read.closed, "the connection was never closed");
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "closed after {:?}",
@@ -166,13 +159,17 @@ async fn shutdown_lets_in_flight_responses_finish_and_stops_accepting() {
             .send()
             .await
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait::wait_until(
+        "the request reaches the backend",
+        Duration::from_secs(5),
+        || !h.backend.requests().is_empty(),
+    )
+    .await;
     h.gateway.shutdown();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(
-        TcpStream::connect(addr).await.is_err(),
-        "still accepting after shutdown"
-    );
+    wait::wait_until_async("the listener closes", Duration::from_secs(2), || async {
+        TcpStream::connect(addr).await.is_err()
+    })
+    .await;
     let response = in_flight
         .await
         .unwrap()
@@ -195,7 +192,12 @@ async fn shutdown_aborts_what_is_still_running_at_the_deadline() {
     .await;
     let url = h.url("/projects/1/jobs/104");
     let in_flight = tokio::spawn(async move { common::client().get(url).send().await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait::wait_until(
+        "the request reaches the backend",
+        Duration::from_secs(5),
+        || !h.backend.requests().is_empty(),
+    )
+    .await;
     let started = Instant::now();
     h.gateway.shutdown();
     tokio::time::timeout(Duration::from_secs(3), h.gateway.wait())

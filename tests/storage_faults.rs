@@ -1,17 +1,15 @@
 //! Storage failing: before the response starts it is a 502/504 JSON; after the body started
 //! the transfer is aborted, never a clean short body; a client that leaves stops the read.
 
+#[macro_use]
 mod common;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::storage::{Kind, Tap};
-use common::{json, Harness};
+use common::{json, raw, wait, Harness, TOKEN};
 use sample_backend::BackendBuilder;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const TOKEN: &str = "demo-token";
 
 fn big_archive(len: usize) -> Vec<u8> {
     let mut bytes = std::fs::read(format!(
@@ -23,110 +21,106 @@ fn big_archive(len: usize) -> Vec<u8> {
     bytes
 }
 
-#[tokio::test]
-async fn a_storage_failure_mid_body_aborts_the_transfer() {
-    for kind in [Kind::Local, Kind::S3] {
-        let h = Harness::tapped(
-            kind,
-            BackendBuilder::sample_data(),
-            |store| Tap::failing_after(store, 100_000),
-            |_| {},
-        )
-        .await;
-        let archive = big_archive(1_000_000);
-        h.storage.put("1/104/artifacts.zip", &archive);
-
-        // HTTP/1.1: the body ends short of Content-Length and the client reports an error.
-        let response = h.get("/projects/1/jobs/104/artifacts", Some(TOKEN)).await;
-        assert_eq!(
-            response.status(),
-            200,
-            "{kind:?}: headers went out before the failure"
-        );
-        assert!(
-            response.bytes().await.is_err(),
-            "{kind:?}: a cut body must not look complete"
-        );
-
-        // The same, read raw: fewer bytes than announced, then the connection closes.
-        let mut stream = tokio::net::TcpStream::connect(h.gateway.addr())
-            .await
-            .unwrap();
-        stream
-            .write_all(format!("GET /api/v4/projects/1/jobs/104/artifacts HTTP/1.1\r\nHost: x\r\nPRIVATE-TOKEN: {TOKEN}\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
-        let mut raw = Vec::new();
-        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
-            .await
-            .expect("the gateway closes the connection")
-            .ok();
-        let text = String::from_utf8_lossy(&raw);
-        let head_end = text.find("\r\n\r\n").unwrap() + 4;
-        assert!(
-            text.to_ascii_lowercase()
-                .contains(&format!("content-length: {}", archive.len())),
-            "{}",
-            &text[..head_end]
-        );
-        assert!(
-            raw.len() - head_end < archive.len(),
-            "{kind:?}: got the whole body"
-        );
-
-        // HTTP/2: the stream is reset.
-        let h2 = reqwest::Client::builder()
-            .http2_prior_knowledge()
-            .build()
-            .unwrap();
-        // The reset may overtake the response head on a fast failure: either way the client
-        // sees an error, never a complete body.
-        let outcome = match h2
-            .get(h.url("/projects/1/jobs/104/artifacts"))
-            .header("PRIVATE-TOKEN", TOKEN)
-            .send()
-            .await
-        {
-            Ok(response) => {
-                assert_eq!(response.version(), reqwest::Version::HTTP_2);
-                response.bytes().await.map(|b| b.len())
-            }
-            Err(error) => Err(error),
-        };
-        assert!(
-            outcome.is_err(),
-            "{kind:?}: HTTP/2 body must fail, got {outcome:?}"
-        );
-    }
+on_both_storages! {
+    a_storage_failure_mid_body_aborts_the_transfer => failure_mid_body;
 }
 
-#[tokio::test]
-async fn a_client_that_leaves_stops_the_storage_read() {
-    for kind in [Kind::Local, Kind::S3] {
-        let h = Harness::tapped(kind, BackendBuilder::sample_data(), Tap::new, |_| {}).await;
-        let archive = big_archive(64 * 1024 * 1024);
-        h.storage.put("1/104/artifacts.zip", &archive);
-        let mut response = h.get("/projects/1/jobs/104/artifacts", Some(TOKEN)).await;
-        let mut received = 0;
-        while received < 1024 * 1024 {
-            received += response.chunk().await.unwrap().unwrap().len();
+async fn failure_mid_body(kind: Kind) {
+    let h = Harness::tapped(
+        kind,
+        BackendBuilder::sample_data(),
+        |store| Tap::failing_after(store, 100_000),
+        |_| {},
+    )
+    .await;
+    let archive = big_archive(1_000_000);
+    h.storage.put("1/104/artifacts.zip", &archive);
+
+    // HTTP/1.1: the body ends short of Content-Length and the client reports an error.
+    let response = h.get("/projects/1/jobs/104/artifacts", Some(TOKEN)).await;
+    assert_eq!(
+        response.status(),
+        200,
+        "{kind:?}: headers went out before the failure"
+    );
+    assert!(
+        response.bytes().await.is_err(),
+        "{kind:?}: a cut body must not look complete"
+    );
+
+    // The same, read raw: fewer bytes than announced, then the connection closes.
+    let request = raw::request(
+        "GET",
+        b"/api/v4/projects/1/jobs/104/artifacts",
+        "x",
+        &[("PRIVATE-TOKEN", TOKEN)],
+    );
+    let response = raw::exchange_closed(h.gateway.addr(), &request)
+        .await
+        .response("a download cut by storage");
+    assert_eq!(
+        response.content_length(),
+        Some(archive.len() as u64),
+        "{}",
+        response.head
+    );
+    assert!(
+        (response.body.len()) < archive.len(),
+        "{kind:?}: got the whole body"
+    );
+
+    // HTTP/2: the stream is reset.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    // The reset may overtake the response head on a fast failure: either way the client
+    // sees an error, never a complete body.
+    let outcome = match h2
+        .get(h.url("/projects/1/jobs/104/artifacts"))
+        .header("PRIVATE-TOKEN", TOKEN)
+        .send()
+        .await
+    {
+        Ok(response) => {
+            assert_eq!(response.version(), reqwest::Version::HTTP_2);
+            response.bytes().await.map(|b| b.len())
         }
-        drop(response);
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let tap = h.tap.as_ref().unwrap();
-        let read = tap.bytes_read.load(Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(
-            tap.bytes_read.load(Ordering::SeqCst),
-            read,
-            "{kind:?}: still reading after the client left"
-        );
-        assert!(
-            read < 16 * 1024 * 1024,
-            "{kind:?}: read {read} of {} bytes for a client that took 1 MiB",
-            archive.len()
-        );
+        Err(error) => Err(error),
+    };
+    assert!(
+        outcome.is_err(),
+        "{kind:?}: HTTP/2 body must fail, got {outcome:?}"
+    );
+}
+
+on_both_storages! {
+    a_client_that_leaves_stops_the_storage_read => client_leaves;
+}
+
+async fn client_leaves(kind: Kind) {
+    let h = Harness::tapped(kind, BackendBuilder::sample_data(), Tap::new, |_| {}).await;
+    let archive = big_archive(64 * 1024 * 1024);
+    h.storage.put("1/104/artifacts.zip", &archive);
+    let mut response = h.get("/projects/1/jobs/104/artifacts", Some(TOKEN)).await;
+    let mut received = 0;
+    while received < 1024 * 1024 {
+        received += response.chunk().await.unwrap().unwrap().len();
     }
+    drop(response);
+    let tap = h.tap.as_ref().unwrap();
+    wait::wait_until(
+        &format!("{kind:?}: the storage read is dropped after the client left"),
+        Duration::from_secs(10),
+        || tap.open_reads.load(Ordering::SeqCst) == 0,
+    )
+    .await;
+    let read = tap.bytes_read.load(Ordering::SeqCst);
+    assert!(
+        read < 16 * 1024 * 1024,
+        "{kind:?}: read {read} of {} bytes for a client that took 1 MiB",
+        archive.len()
+    );
 }
 
 #[tokio::test]

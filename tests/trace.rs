@@ -5,10 +5,8 @@
 mod common;
 
 use common::storage::Kind;
-use common::{header, Harness};
+use common::{header, Harness, TOKEN};
 use sample_backend::BackendBuilder;
-
-const TOKEN: &str = "demo-token";
 
 fn log_text() -> Vec<u8> {
     (0..5000)
@@ -40,33 +38,19 @@ async fn finished_job_log_comes_from_storage(kind: Kind) {
     // Only what a client has not seen yet.
     let seen = 100_000;
     let tail = h
-        .client
-        .get(h.url("/projects/1/jobs/104/trace"))
-        .header("PRIVATE-TOKEN", TOKEN)
-        .header("Range", format!("bytes={seen}-"))
-        .send()
-        .await
-        .unwrap();
+        .get_range("/projects/1/jobs/104/trace", &format!("bytes={seen}-"))
+        .await;
     assert_eq!(tail.status(), 206);
     assert_eq!(
         header(&tail, "content-range"),
         Some(format!("bytes {seen}-{}/{}", log.len() - 1, log.len()).as_str())
     );
     assert_eq!(tail.bytes().await.unwrap(), &log[seen..]);
-    let last = h
-        .client
-        .get(h.url("/projects/1/jobs/104/trace"))
-        .header("PRIVATE-TOKEN", TOKEN)
-        .header("Range", "bytes=-64")
-        .send()
-        .await
-        .unwrap();
+    let last = h.get_range("/projects/1/jobs/104/trace", "bytes=-64").await;
     assert_eq!(last.bytes().await.unwrap(), &log[log.len() - 64..]);
     // Nothing new since: 416 says the current size.
     let nothing = h
-        .client
-        .get(h.url("/projects/1/jobs/104/trace"))
-        .header("PRIVATE-TOKEN", TOKEN)
+        .request(http::Method::GET, "/projects/1/jobs/104/trace")
         .header("Range", format!("bytes={}-", log.len()))
         .send()
         .await

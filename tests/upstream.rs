@@ -13,14 +13,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::storage::Kind;
-use common::{header, json, Harness};
+use common::{header, json, Harness, JOB_TOKEN, TOKEN};
 use sample_backend::{BackendBuilder, JobSpec, JobStatus, Visibility};
 use zip::write::SimpleFileOptions;
 use zip::CompressionMethod;
 
-const DEMO: &str = "demo-token";
-/// Job 12 is running, so this token is live; it belongs to project 1.
-const JOB_TOKEN: &str = "job-token-12";
 /// sha256("1"): the hashed directory of project 1's objects.
 const SHA256_OF_1: &str = "6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b";
 
@@ -30,7 +27,7 @@ const SHA256_OF_1: &str = "6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e5
 /// member of both; `outsider` of neither.
 fn backend() -> BackendBuilder {
     BackendBuilder::new()
-        .user("demo", DEMO)
+        .user("demo", TOKEN)
         .user("outsider", "outsider-token")
         .project(1, "group/app", Visibility::Private, &["demo"])
         .project(2, "group/other", Visibility::Private, &["demo"])
@@ -250,7 +247,7 @@ async fn round_trips_with_a_fresh_signature_on_every_locate() {
     expect_bytes(
         &h,
         &path("big-stored.bin"),
-        &[("PRIVATE-TOKEN", DEMO)],
+        &[("PRIVATE-TOKEN", TOKEN)],
         &a.big_stored,
     )
     .await;
@@ -267,7 +264,7 @@ async fn round_trips_with_a_fresh_signature_on_every_locate() {
     expect_bytes(
         &h,
         &path("dir/big-deflated.txt"),
-        &[("PRIVATE-TOKEN", DEMO)],
+        &[("PRIVATE-TOKEN", TOKEN)],
         &a.big_deflated,
     )
     .await;
@@ -276,7 +273,13 @@ async fn round_trips_with_a_fresh_signature_on_every_locate() {
     assert!(bounded(&warm[0]), "{warm:?}");
 
     let before = reads_so_far(&h);
-    expect_bytes(&h, &path("small.txt"), &[("PRIVATE-TOKEN", DEMO)], &a.small).await;
+    expect_bytes(
+        &h,
+        &path("small.txt"),
+        &[("PRIVATE-TOKEN", TOKEN)],
+        &a.small,
+    )
+    .await;
     assert_eq!(
         reads_since(&h, before),
         Vec::<Option<String>>::new(),
@@ -288,7 +291,7 @@ async fn round_trips_with_a_fresh_signature_on_every_locate() {
     expect_bytes(
         &h,
         &path("big-stored.bin"),
-        &[("PRIVATE-TOKEN", DEMO)],
+        &[("PRIVATE-TOKEN", TOKEN)],
         &a.big_stored,
     )
     .await;
@@ -297,19 +300,13 @@ async fn round_trips_with_a_fresh_signature_on_every_locate() {
     assert_eq!(archive_route_count(&h, 1, 11), 4, "one locate per request");
     // A HEAD and a 304 read nothing once the archive is open.
     let before = reads_so_far(&h);
-    let head = h
-        .client
-        .head(h.url(&path("big-stored.bin")))
-        .header("PRIVATE-TOKEN", DEMO)
-        .send()
-        .await
-        .unwrap();
+    let head = h.head(&path("big-stored.bin"), Some(TOKEN)).await;
     assert_eq!(head.status(), 200);
     let etag = header(&head, "etag").unwrap().to_owned();
     let not_modified = get_with(
         &h,
         &path("big-stored.bin"),
-        &[("PRIVATE-TOKEN", DEMO), ("If-None-Match", &etag)],
+        &[("PRIVATE-TOKEN", TOKEN), ("If-None-Match", &etag)],
     )
     .await;
     assert_eq!(not_modified.status(), 304);
@@ -338,7 +335,7 @@ async fn a_70000_entry_zip64_archive_in_upstream_mode() {
     let bytes = writer.finish().unwrap().into_inner();
     let h = start(Kind::Upstream, |_| {}).await;
     h.storage.put("1/15/artifacts.zip", &bytes);
-    let token = [("PRIVATE-TOKEN", DEMO)];
+    let token = [("PRIVATE-TOKEN", TOKEN)];
     let before = reads_so_far(&h);
     expect_bytes(
         &h,
@@ -373,7 +370,7 @@ async fn replaced_object(kind: Kind) {
     let h = start(kind, |_| {}).await;
     let (v1, v2) = (layout(1), layout(2));
     h.storage.put("1/11/artifacts.zip", &v1.bytes);
-    let token = [("PRIVATE-TOKEN", DEMO)];
+    let token = [("PRIVATE-TOKEN", TOKEN)];
     let entry = "/projects/1/jobs/11/artifacts/big-stored.bin";
     let first = get_with(&h, entry, &token).await;
     let first_etag = header(&first, "etag").unwrap().to_owned();
@@ -417,7 +414,7 @@ async fn replaced_object(kind: Kind) {
     let stale = get_with(
         &h,
         entry,
-        &[("PRIVATE-TOKEN", DEMO), ("If-None-Match", &first_etag)],
+        &[("PRIVATE-TOKEN", TOKEN), ("If-None-Match", &first_etag)],
     )
     .await;
     assert_eq!(stale.status(), 200);
@@ -440,7 +437,7 @@ async fn an_expired_url_is_located_once_more() {
         Harness::upstream_with_ttl(Kind::Upstream, backend(), Duration::from_secs(1), |_| {}).await;
     let a = layout(11);
     h.storage.put("1/11/artifacts.zip", &a.bytes);
-    let token = [("PRIVATE-TOKEN", DEMO)];
+    let token = [("PRIVATE-TOKEN", TOKEN)];
     let entry = |name: &str| format!("/projects/1/jobs/11/artifacts/{name}");
     expect_bytes(&h, &entry("big-stored.bin"), &token, &a.big_stored).await;
     assert_eq!(archive_route_count(&h, 1, 11), 1);
@@ -452,7 +449,7 @@ async fn an_expired_url_is_located_once_more() {
             "{}/api/v4/projects/1/jobs/11/artifacts",
             h.backend.url()
         ))
-        .header("PRIVATE-TOKEN", DEMO)
+        .header("PRIVATE-TOKEN", TOKEN)
         .send()
         .await
         .unwrap();
@@ -482,7 +479,7 @@ async fn an_expired_url_is_located_once_more() {
 async fn erase(kind: Kind) {
     let h = start(kind, |_| {}).await;
     let a = layout(11);
-    let token = [("PRIVATE-TOKEN", DEMO)];
+    let token = [("PRIVATE-TOKEN", TOKEN)];
     let entry = "/projects/1/jobs/11/artifacts/small.txt";
     // Located, opened and kept, for two callers.
     expect_bytes(&h, entry, &token, &a.small).await;
@@ -495,13 +492,7 @@ async fn erase(kind: Kind) {
         &a.bytes,
     )
     .await;
-    let erased = h
-        .client
-        .post(h.url("/projects/1/jobs/11/erase"))
-        .header("PRIVATE-TOKEN", DEMO)
-        .send()
-        .await
-        .unwrap();
+    let erased = h.post("/projects/1/jobs/11/erase", Some(TOKEN)).await;
     assert_eq!(erased.status(), 201);
     for (path, headers) in [
         ("/projects/1/jobs/11/artifacts", &token),
@@ -589,23 +580,23 @@ async fn no_leaks(kind: Kind) {
     let requests: Vec<(&str, Vec<(&str, &str)>)> = vec![
         (
             "/projects/1/jobs/11/artifacts",
-            vec![("PRIVATE-TOKEN", DEMO)],
+            vec![("PRIVATE-TOKEN", TOKEN)],
         ),
         (
             "/projects/1/jobs/11/artifacts",
-            vec![("PRIVATE-TOKEN", DEMO), ("Range", "bytes=10-99")],
+            vec![("PRIVATE-TOKEN", TOKEN), ("Range", "bytes=10-99")],
         ),
         (
             "/projects/1/jobs/11/artifacts",
-            vec![("PRIVATE-TOKEN", DEMO), ("Range", "bytes=99999999-")],
+            vec![("PRIVATE-TOKEN", TOKEN), ("Range", "bytes=99999999-")],
         ),
         (
             "/projects/1/jobs/11/artifacts/small.txt",
-            vec![("PRIVATE-TOKEN", DEMO)],
+            vec![("PRIVATE-TOKEN", TOKEN)],
         ),
         (
             "/projects/1/jobs/11/artifacts/nothing-here",
-            vec![("PRIVATE-TOKEN", DEMO)],
+            vec![("PRIVATE-TOKEN", TOKEN)],
         ),
         (
             "/projects/1/jobs/artifacts/main/download?job=build",
@@ -613,7 +604,7 @@ async fn no_leaks(kind: Kind) {
         ),
         (
             "/projects/1/jobs/artifacts/nope/download?job=build",
-            vec![("PRIVATE-TOKEN", DEMO)],
+            vec![("PRIVATE-TOKEN", TOKEN)],
         ),
         ("/projects/1/jobs/11/artifacts", vec![]),
         (
@@ -626,11 +617,11 @@ async fn no_leaks(kind: Kind) {
         ),
         (
             "/projects/1/jobs/11/artifacts",
-            vec![("PRIVATE-TOKEN", DEMO), ("Sudo", "outsider")],
+            vec![("PRIVATE-TOKEN", TOKEN), ("Sudo", "outsider")],
         ),
         (
             "/projects/1/jobs/999/artifacts",
-            vec![("PRIVATE-TOKEN", DEMO)],
+            vec![("PRIVATE-TOKEN", TOKEN)],
         ),
     ];
     let mut statuses = Vec::new();
@@ -683,12 +674,12 @@ async fn refusals_pass_through_and_the_object_url_never_shows_behind_proxied_dow
 async fn proxied_downloads_are_read_with_ranges_on_the_archive_route() {
     let h = start(Kind::UpstreamProxy, |_| {}).await;
     let a = layout(11);
-    let token = [("PRIVATE-TOKEN", DEMO)];
+    let token = [("PRIVATE-TOKEN", TOKEN)];
     expect_bytes(&h, "/projects/1/jobs/11/artifacts", &token, &a.bytes).await;
     let ranged = get_with(
         &h,
         "/projects/1/jobs/11/artifacts",
-        &[("PRIVATE-TOKEN", DEMO), ("Range", "bytes=100-199")],
+        &[("PRIVATE-TOKEN", TOKEN), ("Range", "bytes=100-199")],
     )
     .await;
     assert_eq!(ranged.status(), 206);
@@ -715,7 +706,7 @@ async fn proxied_downloads_are_read_with_ranges_on_the_archive_route() {
     let part = get_with(
         &h,
         "/projects/1/jobs/11/artifacts/big-stored.bin",
-        &[("PRIVATE-TOKEN", DEMO), ("Range", "bytes=1000-1999")],
+        &[("PRIVATE-TOKEN", TOKEN), ("Range", "bytes=1000-1999")],
     )
     .await;
     assert_eq!(part.status(), 206);
@@ -739,7 +730,7 @@ async fn proxied_downloads_are_read_with_ranges_on_the_archive_route() {
             path.ends_with("/jobs/11/artifacts") || path.ends_with("/main/download"),
             "the backend was asked {path}"
         );
-        assert_eq!(request.headers.get("private-token").unwrap(), DEMO);
+        assert_eq!(request.headers.get("private-token").unwrap(), TOKEN);
     }
     // Locates ask one byte (`bytes=0-0`); the archive's reads are the other ranges.
     let reads: Vec<_> = requests
@@ -777,7 +768,7 @@ async fn a_location_outside_allowed_hosts_is_a_502() {
         "/projects/1/jobs/11/artifacts/small.txt",
         "/projects/1/jobs/artifacts/main/download?job=build",
     ] {
-        let refused = get_with(&h, path, &[("PRIVATE-TOKEN", DEMO)]).await;
+        let refused = get_with(&h, path, &[("PRIVATE-TOKEN", TOKEN)]).await;
         assert_eq!(refused.status(), 502, "{path}");
         assert_eq!(
             json(refused).await,
@@ -797,7 +788,7 @@ async fn a_location_outside_allowed_hosts_is_a_502() {
     expect_bytes(
         &h,
         "/projects/1/jobs/11/artifacts/small.txt",
-        &[("PRIVATE-TOKEN", DEMO)],
+        &[("PRIVATE-TOKEN", TOKEN)],
         &layout(11).small,
     )
     .await;
@@ -810,7 +801,7 @@ async fn artifacts_redirect_answers_downloads_with_the_backends_redirect() {
     let response = get_with(
         &h,
         "/projects/1/jobs/11/artifacts",
-        &[("PRIVATE-TOKEN", DEMO)],
+        &[("PRIVATE-TOKEN", TOKEN)],
     )
     .await;
     assert_eq!(response.status(), 302);
@@ -823,13 +814,7 @@ async fn artifacts_redirect_answers_downloads_with_the_backends_redirect() {
     let followed = h.client.get(&location).send().await.unwrap();
     assert!(followed.bytes().await.unwrap() == a.bytes);
     // HEAD and single files are still the gateway's.
-    let head = h
-        .client
-        .head(h.url("/projects/1/jobs/11/artifacts"))
-        .header("PRIVATE-TOKEN", DEMO)
-        .send()
-        .await
-        .unwrap();
+    let head = h.head("/projects/1/jobs/11/artifacts", Some(TOKEN)).await;
     assert_eq!(head.status(), 200);
     assert_eq!(
         header(&head, "content-length"),
@@ -838,7 +823,7 @@ async fn artifacts_redirect_answers_downloads_with_the_backends_redirect() {
     expect_bytes(
         &h,
         "/projects/1/jobs/11/artifacts/small.txt",
-        &[("PRIVATE-TOKEN", DEMO)],
+        &[("PRIVATE-TOKEN", TOKEN)],
         &a.small,
     )
     .await;
@@ -855,7 +840,7 @@ async fn artifacts_redirect_answers_downloads_with_the_backends_redirect() {
 #[tokio::test]
 async fn locate_outcomes_are_counted() {
     let h = start(Kind::Upstream, |_| {}).await;
-    let token = [("PRIVATE-TOKEN", DEMO)];
+    let token = [("PRIVATE-TOKEN", TOKEN)];
     expect_bytes(
         &h,
         "/projects/1/jobs/11/artifacts/small.txt",
@@ -1124,7 +1109,7 @@ async fn one_callers_burst_shares_one_locate_and_one_open() {
         async move {
             let response = client
                 .get(url)
-                .header("PRIVATE-TOKEN", DEMO)
+                .header("PRIVATE-TOKEN", TOKEN)
                 .send()
                 .await
                 .unwrap();

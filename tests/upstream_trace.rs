@@ -13,12 +13,11 @@ use std::time::Duration;
 use artifact_gateway::config::ArtifactSource;
 use artifact_gateway::dispatch::AppState;
 use artifact_gateway::listener::RunningGateway;
-use common::{header, json, Harness};
+use common::{header, json, Harness, TOKEN};
 use reqwest::Method;
 use sample_backend::{BackendBuilder, JobSpec, JobStatus, Visibility};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const DEMO: &str = "demo-token";
 /// Finished, with a long log.
 const FINISHED: u64 = 11;
 /// Running (its job token is live), with a long log.
@@ -38,7 +37,7 @@ fn log_of(job: u64) -> String {
 
 fn backend() -> BackendBuilder {
     BackendBuilder::new()
-        .user("demo", DEMO)
+        .user("demo", TOKEN)
         .user("outsider", "outsider-token")
         .project(1, "group/app", Visibility::Private, &["demo"])
         .job(
@@ -81,7 +80,7 @@ async fn get(h: &Harness, job: u64, headers: &[(&str, &str)]) -> reqwest::Respon
 
 /// A GET as `demo` with `Range: range`.
 async fn ranged(h: &Harness, job: u64, range: &str) -> reqwest::Response {
-    get(h, job, &[("PRIVATE-TOKEN", DEMO), ("Range", range)]).await
+    get(h, job, &[("PRIVATE-TOKEN", TOKEN), ("Range", range)]).await
 }
 
 fn assert_partial(response: &reqwest::Response, first: usize, last: usize, size: usize) {
@@ -117,7 +116,7 @@ async fn whole_log_is_byte_exact_for_finished_and_running_jobs() {
     h.storage.put("1/11/job.log", b"stale copy in storage\n");
     for job in [FINISHED, RUNNING] {
         let log = log_of(job);
-        let response = get(&h, job, &[("PRIVATE-TOKEN", DEMO)]).await;
+        let response = get(&h, job, &[("PRIVATE-TOKEN", TOKEN)]).await;
         assert_eq!(response.status(), 200, "job {job}");
         assert_eq!(header(&response, "content-type"), Some("text/plain"));
         let length = log.len().to_string();
@@ -130,7 +129,7 @@ async fn whole_log_is_byte_exact_for_finished_and_running_jobs() {
     // The backend decided access itself: the gateway asked for no job metadata first.
     assert_eq!(h.backend.count("GET", "/api/v4/projects/1/jobs/11"), 0);
     let forwarded = h.backend.requests().pop().unwrap();
-    assert_eq!(forwarded.headers["private-token"], DEMO);
+    assert_eq!(forwarded.headers["private-token"], TOKEN);
 }
 
 #[tokio::test]
@@ -192,7 +191,7 @@ async fn if_range_without_a_backend_validator_gives_the_whole_log() {
     let h = harness().await;
     let log = log_of(FINISHED);
     // The sample backend, like GitLab's trace route, sends no strong validator.
-    let plain = get(&h, FINISHED, &[("PRIVATE-TOKEN", DEMO)]).await;
+    let plain = get(&h, FINISHED, &[("PRIVATE-TOKEN", TOKEN)]).await;
     assert_eq!(header(&plain, "etag"), None);
     assert_eq!(header(&plain, "last-modified"), None);
 
@@ -208,7 +207,7 @@ async fn if_range_without_a_backend_validator_gives_the_whole_log() {
             &h,
             FINISHED,
             &[
-                ("PRIVATE-TOKEN", DEMO),
+                ("PRIVATE-TOKEN", TOKEN),
                 ("Range", "bytes=0-9"),
                 ("If-Range", validator),
             ],
@@ -228,7 +227,7 @@ async fn head_is_asked_as_a_get_and_answered_without_a_body() {
     let log = log_of(FINISHED);
     let size = log.len();
 
-    let head = send(&h, Method::HEAD, FINISHED, &[("PRIVATE-TOKEN", DEMO)]).await;
+    let head = send(&h, Method::HEAD, FINISHED, &[("PRIVATE-TOKEN", TOKEN)]).await;
     assert_eq!(head.status(), 200);
     let length = size.to_string();
     assert_eq!(header(&head, "content-length"), Some(length.as_str()));
@@ -240,7 +239,7 @@ async fn head_is_asked_as_a_get_and_answered_without_a_body() {
         &h,
         Method::HEAD,
         FINISHED,
-        &[("PRIVATE-TOKEN", DEMO), ("Range", "bytes=-100")],
+        &[("PRIVATE-TOKEN", TOKEN), ("Range", "bytes=-100")],
     )
     .await;
     assert_partial(&head, size - 100, size - 1, size);
@@ -251,7 +250,7 @@ async fn head_is_asked_as_a_get_and_answered_without_a_body() {
         Method::HEAD,
         FINISHED,
         &[
-            ("PRIVATE-TOKEN", DEMO),
+            ("PRIVATE-TOKEN", TOKEN),
             ("Range", &format!("bytes={size}-")),
         ],
     )
@@ -274,7 +273,7 @@ async fn head_is_asked_as_a_get_and_answered_without_a_body() {
 async fn a_running_jobs_log_is_read_live_every_time() {
     let h = harness().await;
     let mut log = log_of(RUNNING);
-    let first = get(&h, RUNNING, &[("PRIVATE-TOKEN", DEMO)]).await;
+    let first = get(&h, RUNNING, &[("PRIVATE-TOKEN", TOKEN)]).await;
     assert_eq!(first.bytes().await.unwrap(), log.as_bytes());
 
     let more = "step 8: ✓ done — 完了\n";
@@ -283,7 +282,7 @@ async fn a_running_jobs_log_is_read_live_every_time() {
     let seen = log.len();
     log.push_str(more);
     for _ in 0..2 {
-        let whole = get(&h, RUNNING, &[("PRIVATE-TOKEN", DEMO)]).await;
+        let whole = get(&h, RUNNING, &[("PRIVATE-TOKEN", TOKEN)]).await;
         let length = log.len().to_string();
         assert_eq!(header(&whole, "content-length"), Some(length.as_str()));
         assert_eq!(whole.bytes().await.unwrap(), log.as_bytes());
@@ -299,7 +298,7 @@ async fn a_running_jobs_log_is_read_live_every_time() {
         job.trace = archived.to_owned();
     });
     for _ in 0..2 {
-        let response = get(&h, RUNNING, &[("PRIVATE-TOKEN", DEMO)]).await;
+        let response = get(&h, RUNNING, &[("PRIVATE-TOKEN", TOKEN)]).await;
         assert_eq!(response.bytes().await.unwrap(), archived);
     }
     assert_eq!(h.backend.count("GET", &trace_path(RUNNING)), 7);
@@ -381,7 +380,7 @@ async fn the_backends_refusals_pass_through() {
     assert_eq!(with_job_token, 1);
 
     // A job the project does not have.
-    let missing = get(&h, 999, &[("PRIVATE-TOKEN", DEMO)]).await;
+    let missing = get(&h, 999, &[("PRIVATE-TOKEN", TOKEN)]).await;
     assert_eq!(missing.status(), 404);
     assert_eq!(
         json(missing).await,
@@ -433,7 +432,7 @@ async fn gateway_before(upstream: &str) -> RunningGateway {
 
 async fn get_from(gateway: &RunningGateway, range: Option<&str>) -> reqwest::Response {
     let url = format!("http://{}{}", gateway.addr(), trace_path(1));
-    let mut request = common::client().get(url).header("PRIVATE-TOKEN", DEMO);
+    let mut request = common::client().get(url).header("PRIVATE-TOKEN", TOKEN);
     if let Some(range) = range {
         request = request.header("Range", range);
     }

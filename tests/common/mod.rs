@@ -2,8 +2,18 @@
 //! real HTTP client.
 #![allow(dead_code)]
 
+pub mod raw;
 pub mod s3;
 pub mod storage;
+pub mod wait;
+pub mod zips;
+
+/// The sample backend's personal access token of user `demo` (`PRIVATE-TOKEN`), a member
+/// of every project the tests set up.
+pub const TOKEN: &str = "demo-token";
+/// A CI job token (`JOB-TOKEN`) of the sample backend: job 12 is running, so the token is
+/// live; it belongs to project 1.
+pub const JOB_TOKEN: &str = "job-token-12";
 
 /// Runs each test body once on local storage and once on the S3 server: the file using it
 /// imports `Kind` (`common::storage::Kind`), and the bodies are `async fn(Kind)`.
@@ -167,13 +177,50 @@ impl Harness {
         format!("{}{path}", self.api())
     }
 
-    /// GET through the gateway with a personal token.
-    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
-        let mut request = self.client.get(self.url(path));
+    /// A request through the gateway carrying [`TOKEN`] as `PRIVATE-TOKEN`, to add headers
+    /// to before sending.
+    pub fn request(&self, method: http::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .header("PRIVATE-TOKEN", TOKEN)
+    }
+
+    /// `method` through the gateway with a personal token, or none.
+    pub async fn send(
+        &self,
+        method: http::Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self.client.request(method, self.url(path));
         if let Some(token) = token {
             request = request.header("PRIVATE-TOKEN", token);
         }
         request.send().await.expect("request reaches the gateway")
+    }
+
+    /// GET through the gateway with a personal token.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        self.send(http::Method::GET, path, token).await
+    }
+
+    /// HEAD through the gateway with a personal token.
+    pub async fn head(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        self.send(http::Method::HEAD, path, token).await
+    }
+
+    /// POST (no body) through the gateway with a personal token.
+    pub async fn post(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        self.send(http::Method::POST, path, token).await
+    }
+
+    /// GET with [`TOKEN`] and `Range: {range}`.
+    pub async fn get_range(&self, path: &str, range: &str) -> reqwest::Response {
+        self.request(http::Method::GET, path)
+            .header("Range", range)
+            .send()
+            .await
+            .expect("request reaches the gateway")
     }
 }
 

@@ -233,6 +233,18 @@ impl S3Server {
         Arc::new(store)
     }
 
+    /// Record `etag` (32 hex digits) as the stored ETag of the object `key`, as an S3 PUT
+    /// would have: without one, s3s-fs computes the MD5 of the object on every request,
+    /// which for a multi-GiB sparse file written in place means reading all of it each time.
+    pub fn set_etag(&self, key: &str, etag: &str) {
+        let sidecar = self.root.join(format!(
+            ".bucket-{}.object-{}.internal.json",
+            base64_url(&self.bucket),
+            base64_url(key)
+        ));
+        std::fs::write(sidecar, format!(r#"{{"e_tag":"{etag}"}}"#)).expect("write the sidecar");
+    }
+
     fn remove_sidecars(&self, key: &str) {
         let prefix = format!(
             ".bucket-{}.object-{}",

@@ -134,6 +134,24 @@ impl TestStorage {
         }
     }
 
+    /// The file that holds the object `key` (whether or not it exists), for archives
+    /// written in place (sparse files too big to pass around).
+    pub fn object_path(&self, key: &str) -> PathBuf {
+        let key = &self.stored_key(key);
+        match &self.s3 {
+            Some(s3) => s3.object_path(key),
+            None => self.dir.join(key),
+        }
+    }
+
+    /// After writing an object in place: give it a stored ETag on the S3 server (see
+    /// [`S3Server::set_etag`]); nothing to do on local storage.
+    pub fn set_etag(&self, key: &str, etag: &str) {
+        if let Some(s3) = &self.s3 {
+            s3.set_etag(&self.stored_key(key), etag);
+        }
+    }
+
     pub fn remove(&self, key: &str) {
         let key = &self.stored_key(key);
         match &self.s3 {
@@ -197,6 +215,25 @@ pub struct Tap {
     pub ranges: Mutex<Vec<Option<GetRange>>>,
     /// Fail every read stream after this many bytes.
     pub fail_after: Option<u64>,
+    /// Read streams handed out and not yet dropped: 0 once the gateway has let go of every
+    /// storage read.
+    pub open_reads: Arc<AtomicUsize>,
+}
+
+/// Counts a read stream as open until it is dropped.
+struct OpenRead(Arc<AtomicUsize>);
+
+impl OpenRead {
+    fn new(open: &Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::clone(open))
+    }
+}
+
+impl Drop for OpenRead {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Tap {
@@ -208,6 +245,7 @@ impl Tap {
             bytes_read: Arc::default(),
             ranges: Mutex::default(),
             fail_after: None,
+            open_reads: Arc::default(),
         }
     }
 
@@ -261,8 +299,10 @@ impl ObjectStore for Tap {
         }
         .into_stream();
         let mut sent = 0u64;
+        let open = OpenRead::new(&self.open_reads);
         let tapped = stream
             .map(move |chunk| {
+                let _open = &open;
                 let mut chunk = chunk?;
                 if let Some(limit) = fail_after {
                     if sent + chunk.len() as u64 > limit {

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 /// A directory removed when dropped.
 pub struct TempDir(PathBuf);
@@ -260,24 +260,14 @@ impl Drop for Gateway {
 pub async fn raw_exchange(addr: SocketAddr, request: &[u8], quiet: Duration) -> Vec<u8> {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stream.write_all(request).await.expect("write request");
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut buf = vec![0u8; 64 * 1024];
-    while Instant::now() < deadline {
-        match tokio::time::timeout(quiet, stream.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
-            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
-        }
-    }
-    out
+    crate::common::raw::read_until_quiet(&mut stream, quiet, Duration::from_secs(10))
+        .await
+        .bytes
 }
 
 /// The status codes of every HTTP/1.1 response head in `bytes`, in order.
 pub fn statuses(bytes: &[u8]) -> Vec<u16> {
-    let text = String::from_utf8_lossy(bytes);
-    text.match_indices("HTTP/1.1 ")
-        .filter_map(|(i, _)| text.get(i + 9..i + 12)?.parse().ok())
-        .collect()
+    crate::common::raw::statuses(bytes)
 }
 
 /// Run `case`, failing if it takes longer than `bound`: no hostile input may hang us.
