@@ -63,6 +63,12 @@ async fn connections_over_the_limit_get_503_with_retry_after() {
     )
     .await;
     h.backend.clear_requests();
+    // The refusal goes through the rescue point: its access line counts it under its route.
+    let refusals = || {
+        let requests = &h.gateway.state().metrics.requests;
+        requests.with_label_values(&["get_job", "503"]).get()
+    };
+    let before = refusals();
     let refused = h.get("/projects/1/jobs/104", Some(TOKEN)).await;
     assert_eq!(refused.status(), 503);
     assert_eq!(header(&refused, "retry-after"), Some("1"));
@@ -71,6 +77,10 @@ async fn connections_over_the_limit_get_503_with_retry_after() {
         serde_json::json!({"message": "503 Service Unavailable"})
     );
     assert_eq!(h.backend.requests().len(), 0);
+    wait::wait_until("the refusal's access line", Duration::from_secs(5), || {
+        refusals() == before + 1
+    })
+    .await;
 
     // Slots come back when connections close.
     drop(held);

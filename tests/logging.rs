@@ -92,4 +92,35 @@ async fn access_log_has_the_request_and_never_a_token() {
     assert!(line.contains("duration_ms="), "{line}");
     assert!(line.contains("outcome=Complete"), "{line}");
     assert!(line.contains("method=GET"), "{line}");
+
+    // Each access line says how many storage requests its handler made: a cold single-file
+    // request opens the archive with one tail read, plus one read for an entry outside the
+    // tail; an entry inside the cached tail needs none.
+    let tail = h.gateway.state().config.zip.tail_bytes;
+    let big = vec![7u8; 3 * tail as usize];
+    let built = common::zips::build_stored(&[("big.bin", &big), ("small.txt", b"hello")]);
+    assert!(!built.in_tail("big.bin", tail) && built.in_tail("small.txt", tail));
+    h.storage.put("1/104/artifacts.zip", &built.bytes);
+    for (name, reads) in [("big.bin", 2), ("small.txt", 0)] {
+        let response = h
+            .get(
+                &format!("/projects/1/jobs/104/artifacts/{name}"),
+                Some(common::TOKEN),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "{name}");
+        response.bytes().await.unwrap();
+        let wanted = format!("storage_requests={reads} ");
+        let path = format!("/artifacts/{name}");
+        common::wait::wait_until(
+            &format!("{name}'s access line"),
+            std::time::Duration::from_secs(5),
+            || {
+                let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+                log.lines()
+                    .any(|l| l.contains(" response ") && l.contains(&path) && l.contains(&wanted))
+            },
+        )
+        .await;
+    }
 }
