@@ -6,7 +6,7 @@
 //!
 //! 1. [`listener`]: where a request **enters**: accepting TCP and TLS ([`listener::tls`]),
 //!    HTTP/1.1 and HTTP/2 connections with their limits and timers, graceful shutdown; the
-//!    parser's own refusals swapped for JSON answers ([`listener::head_guard`]).
+//!    parser's own refusals swapped for JSON answers (`listener/head_guard.rs`).
 //! 2. [`dispatch`]: refuse what must be refused, **name the route** ([`request::route`]),
 //!    hand the request to the byte endpoints or forward it; the **one rescue point** where
 //!    every failure becomes a response ([`dispatch::AppState::handle`]), with its access

@@ -1,6 +1,6 @@
-//! Dispatch of one request: refuse what we must ([`refuse`]), name the route, then answer
+//! Dispatch of one request: refuse what we must (`refuse`), name the route, then answer
 //! it from the byte endpoints ([`crate::artifacts`]) or forward it to the jobs backend
-//! ([`forward`]: through the metadata cache where it applies; mutations drop what the cache
+//! (`forward`: through the metadata cache where it applies; mutations drop what the cache
 //! holds). Every failure becomes a response here, at the one rescue point
 //! ([`AppState::handle`]), and every response gets its access-log line.
 

@@ -9,7 +9,7 @@
 //!
 //! Request heads: the configured `server.max_header_bytes` is checked in the handler (the
 //! whole head, request line included, with the JSON `431`). Heads beyond hyper's own limits
-//! never reach the handler; on HTTP/1.1 [`head_guard`] swaps hyper's empty `431` for the
+//! never reach the handler; on HTTP/1.1 `head_guard` swaps hyper's empty `431` for the
 //! same JSON one. On HTTP/2, h2 answers a header list over `max_header_list_size` itself
 //! with a body-less `431` HEADERS frame and a stream reset, and one over four times that
 //! with GOAWAY; neither can carry a body (rewriting HPACK-coded frames is not an option), so

@@ -6,7 +6,7 @@
 //!
 //! A thin layer over `object_store`: storage keys from the configured templates, ranged
 //! reads that return the object's metadata with the bytes (one round trip), large-chunk
-//! reads for local files ([`file`]), and one mapping of storage failures to
+//! reads for local files ([`mod@file`]), and one mapping of storage failures to
 //! [`StorageError`]. Every body stream yields exactly the bytes of its range or ends in an
 //! error: a short read is never a clean end.
 //!

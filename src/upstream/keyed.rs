@@ -8,7 +8,7 @@
 //! - the caller's identity inputs, as received ([`Credentials::headers`] and
 //!   [`Credentials::query_pairs`]: the token headers and parameters, `Sudo`/`sudo`,
 //!   `access_token`, the session cookie);
-//! - the rest of the query, decoded and sorted ([`auth::normalize_query`]);
+//! - the rest of the query, decoded and sorted ([`crate::request::credentials::normalize_query`]);
 //! - `Accept: application/json`, fixed (the client's `Accept` is normalised away);
 //! - the client's `Accept-Encoding`, as received (the encoding of the body depends on it);
 //! - the forwarding headers of [`super::headers::forwarding`] (`X-Forwarded-Host` and
