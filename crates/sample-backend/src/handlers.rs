@@ -156,6 +156,15 @@ pub(super) fn respond(state: &mut State, req: &RecordedRequest) -> Result<Reply,
     }
     let key = route.project.as_str();
     match route.endpoint {
+        Endpoint::CurrentUser => match &caller {
+            Caller::User(name) => Ok(Reply::json(StatusCode::OK, &state.user_json(name))),
+            // GitLab: no user behind the request (a job token is not one here).
+            Caller::Anonymous | Caller::Job { .. } => Err(ApiError::Unauthorized),
+        },
+        Endpoint::GetProject => {
+            let project = state.readable_project(&caller, key)?;
+            Ok(Reply::json(StatusCode::OK, &state.project_json(project)))
+        }
         Endpoint::ListJobs => list(state, &caller, key, None, req, &query),
         Endpoint::PipelineJobs(p) => list(state, &caller, key, Some(p), req, &query),
         Endpoint::GetJob(id) => {
