@@ -51,10 +51,14 @@ impl State {
         let (namespace_path, path) = full_path.rsplit_once('/').unwrap_or(("", full_path));
         let namespace_name = namespace_path.rsplit('/').next().unwrap_or_default();
         let web_url = format!("{}/{full_path}", self.base_url);
-        let host = self
+        // `git@host:path.git`: SSH has its own port, so the HTTP one is dropped.
+        let authority = self
             .base_url
             .split_once("://")
-            .map_or(self.base_url.as_str(), |(_, host)| host);
+            .map_or(self.base_url.as_str(), |(_, authority)| authority);
+        let host = authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _port)| host);
         let api = format!("{}/api/v4/projects/{}", self.base_url, project.id);
         ProjectJson {
             id: project.id,

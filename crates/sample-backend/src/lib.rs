@@ -212,6 +212,11 @@ impl BackendBuilder {
         self
     }
 
+    /// The jobs described so far, in the order given (what the demo lays out in storage).
+    pub fn jobs(&self) -> &[JobSpec] {
+        &self.jobs
+    }
+
     /// Default page size when the request has no `per_page` (GitLab: 20; clamped to 1..=100).
     pub fn per_page(mut self, n: usize) -> Self {
         self.per_page = Some(n);

@@ -74,6 +74,7 @@ async fn project_has_gitlabs_shape_by_id_and_by_path() {
         assert_eq!(p["visibility"], "public");
         assert_eq!(p["web_url"], format!("{}/demo/app", b.url()));
         assert_eq!(p["http_url_to_repo"], format!("{}/demo/app.git", b.url()));
+        assert_eq!(p["ssh_url_to_repo"], "git@127.0.0.1:demo/app.git");
         assert_eq!(p["namespace"]["full_path"], "demo");
         assert_eq!(p["namespace"]["kind"], "group");
         assert_eq!(p["_links"]["self"], format!("{}{P1}", b.url()));
