@@ -3,7 +3,8 @@
 //! first). Enough for python-gitlab's `gl.auth()` and a non-lazy `gl.projects.get(id)`.
 //!
 //! Users are numbered by username order from 1, as `Sudo` with a numeric id names them;
-//! times are fixed, like the job JSON's.
+//! times are fixed, like the job JSON's. URLs are on the backend's own base, or on the
+//! forwarded host (`X-Forwarded-Host`/`-Proto`) as its `Link` headers are.
 
 use serde::Serialize;
 
@@ -19,8 +20,8 @@ impl State {
         position.map_or(0, |i| i as u64 + 1)
     }
 
-    /// `GET /user`'s answer for `username`.
-    pub(super) fn user_json(&self, username: &str) -> UserJson {
+    /// `GET /user`'s answer for `username`, its URLs on `base` (`http://host:port`).
+    pub(super) fn user_json(&self, username: &str, base: &str) -> UserJson {
         let admin = self.admins.contains(username);
         UserJson {
             id: self.user_id(username),
@@ -29,7 +30,7 @@ impl State {
             state: "active",
             locked: false,
             avatar_url: None,
-            web_url: format!("{}/{username}", self.base_url),
+            web_url: format!("{base}/{username}"),
             created_at: CREATED_AT,
             bio: "",
             public_email: None,
@@ -45,21 +46,20 @@ impl State {
         }
     }
 
-    /// `GET /projects/:id`'s answer for `project`.
-    pub(super) fn project_json(&self, project: &Project) -> ProjectJson {
+    /// `GET /projects/:id`'s answer for `project`, its URLs on `base` (`http://host:port`).
+    pub(super) fn project_json(&self, project: &Project, base: &str) -> ProjectJson {
         let full_path = project.path.as_str();
         let (namespace_path, path) = full_path.rsplit_once('/').unwrap_or(("", full_path));
         let namespace_name = namespace_path.rsplit('/').next().unwrap_or_default();
-        let web_url = format!("{}/{full_path}", self.base_url);
+        let web_url = format!("{base}/{full_path}");
         // `git@host:path.git`: SSH has its own port, so the HTTP one is dropped.
-        let authority = self
-            .base_url
+        let authority = base
             .split_once("://")
-            .map_or(self.base_url.as_str(), |(_, authority)| authority);
+            .map_or(base, |(_, authority)| authority);
         let host = authority
             .rsplit_once(':')
             .map_or(authority, |(host, _port)| host);
-        let api = format!("{}/api/v4/projects/{}", self.base_url, project.id);
+        let api = format!("{base}/api/v4/projects/{}", project.id);
         ProjectJson {
             id: project.id,
             description: None,
@@ -89,7 +89,7 @@ impl State {
                 full_path: namespace_path.to_owned(),
                 parent_id: None,
                 avatar_url: None,
-                web_url: format!("{}/groups/{namespace_path}", self.base_url),
+                web_url: format!("{base}/groups/{namespace_path}"),
             },
             visibility: match project.visibility {
                 Visibility::Public => "public",

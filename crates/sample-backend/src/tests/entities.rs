@@ -79,6 +79,20 @@ async fn project_has_gitlabs_shape_by_id_and_by_path() {
         assert_eq!(p["namespace"]["kind"], "group");
         assert_eq!(p["_links"]["self"], format!("{}{P1}", b.url()));
     }
+    // Behind a proxy, the URLs are on the forwarded host, like the Link headers.
+    let forwarded = [
+        ("X-Forwarded-Host", "gw.example:8443"),
+        ("X-Forwarded-Proto", "https"),
+    ];
+    let p = get(&b, P1, &forwarded).await.json();
+    assert_eq!(p["web_url"], "https://gw.example:8443/demo/app");
+    assert_eq!(p["ssh_url_to_repo"], "git@gw.example:demo/app.git");
+    assert_eq!(
+        p["_links"]["self"],
+        "https://gw.example:8443/api/v4/projects/1"
+    );
+    let user = get(&b, "/api/v4/user", &[DEMO, forwarded[0], forwarded[1]]).await;
+    assert_eq!(user.json()["web_url"], "https://gw.example:8443/demo");
     let secret = get(&b, P2, &[DEMO]).await.json();
     assert_eq!(
         (
