@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::config::{ArtifactSource, BaseUrl, Config};
-use sample_backend::{ArtifactStore, BackendBuilder, DownloadMode, SampleBackend};
+use sample_backend::{ArtifactStore, BackendBuilder, DownloadMode, JobStatus, SampleBackend};
 
 /// Sample archives (written by Python's `zipfile`), by job id, all in project 1 but 201.
 const ARCHIVES: [(u64, u64, &[u8]); 4] = [
@@ -21,16 +21,32 @@ const ARCHIVES: [(u64, u64, &[u8]); 4] = [
     (2, 201, include_bytes!("job-201.zip")),
 ];
 
-/// Finished jobs whose logs are in storage.
-const TRACES: [(u64, u64); 6] = [(1, 101), (1, 102), (1, 103), (1, 104), (1, 107), (2, 201)];
-
 /// Where upstream mode keeps the backend's objects, under the storage directory.
 const OBJECTS_DIR: &str = "objects";
 
 pub struct Demo {
     pub config: Config,
     pub storage_dir: PathBuf,
+    /// The storage directory is the demo's own temporary one: removed when the demo ends.
+    temporary: bool,
     _backend: SampleBackend,
+}
+
+impl Drop for Demo {
+    /// Remove the temporary directory (not one given with `--storage-dir`). `main` drops the
+    /// demo after SIGINT or SIGTERM, once the gateway has stopped.
+    fn drop(&mut self) {
+        if self.temporary {
+            if let Err(error) = std::fs::remove_dir_all(&self.storage_dir) {
+                if error.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!(
+                        "artifact-gateway: cannot remove the demo directory {}: {error}",
+                        self.storage_dir.display()
+                    );
+                }
+            }
+        }
+    }
 }
 
 impl Demo {
@@ -40,6 +56,7 @@ impl Demo {
         storage_dir: Option<PathBuf>,
         source: ArtifactSource,
     ) -> Result<Self, String> {
+        let temporary = storage_dir.is_none();
         let storage_dir = storage_dir.unwrap_or_else(|| {
             std::env::temp_dir().join(format!("artifact-gateway-demo-{}", std::process::id()))
         });
@@ -56,22 +73,28 @@ impl Demo {
             .start()
             .await
             .map_err(|e| format!("cannot start the sample backend: {e}"))?;
-        match source {
-            ArtifactSource::Storage => write_samples(&storage_dir),
-            ArtifactSource::Upstream => write_objects(&backend, &storage_dir.join(OBJECTS_DIR)),
-        }
-        .map_err(|e| format!("cannot write sample artifacts: {e}"))?;
         let upstream =
             BaseUrl::parse(&backend.url()).map_err(|e| format!("sample backend url: {e}"))?;
         let mut config =
             Config::with_defaults(upstream, format!("file://{}", storage_dir.display()));
         config.listen = listen;
         config.artifacts.source = source;
-        Ok(Self {
+        // From here on, an early return (samples that cannot be written, then a gateway that
+        // cannot listen) drops the demo, and with it the temporary directory.
+        let demo = Self {
             config,
             storage_dir,
+            temporary,
             _backend: backend,
-        })
+        };
+        match source {
+            ArtifactSource::Storage => write_samples(&demo.storage_dir),
+            ArtifactSource::Upstream => {
+                write_objects(&demo._backend, &demo.storage_dir.join(OBJECTS_DIR))
+            }
+        }
+        .map_err(|e| format!("cannot write sample artifacts: {e}"))?;
+        Ok(demo)
     }
 
     /// What to try, printed once the gateway listens.
@@ -82,8 +105,10 @@ impl Demo {
         let base = format!("http://{addr}/api/v4");
         format!(
             "artifact-gateway demo on http://{addr}
-  sample jobs backend: {upstream}    artifacts and logs: {dir}
+  sample jobs backend: {upstream}
+  artifacts and logs: {dir}{removed}
   users: demo (token demo-token, member of demo/app and demo/secret), outsider (token outsider-token)
+  job 106 of demo/app is running: its CI job token is job-token-106 (reads project 1 only)
 
 Try:
   # list jobs (pagination headers and Link rewritten to the gateway)
@@ -94,13 +119,20 @@ Try:
   curl -i -H 'PRIVATE-TOKEN: outsider-token' {base}/projects/2/jobs/201
   # bad token: 401
   curl -i -H 'PRIVATE-TOKEN: nope' {base}/projects/1/jobs
+  # any other API path is forwarded as it is: the token's user, the project
+  curl -H 'PRIVATE-TOKEN: demo-token' {base}/user
+  curl {base}/projects/1
   # play the manual job (and invalidate its cached entries)
   curl -i -X POST -H 'PRIVATE-TOKEN: demo-token' {base}/projects/1/jobs/105/play
 
   # the archive of job 104, streamed from storage; anonymous works on the public project
   curl -o artifacts.zip {base}/projects/1/jobs/104/artifacts
-  # part of it, as a ranged storage read
-  curl -i -H 'Range: bytes=0-99' {base}/projects/1/jobs/104/artifacts -o /dev/null
+  # its first 64 bytes, as a ranged storage read: 206, Content-Range, then the bytes
+  curl -s -D /dev/stderr -r 0-63 {base}/projects/1/jobs/104/artifacts | od -c
+  # with the running job's CI token: a single file of job 104, decoded out of the archive
+  curl -H 'JOB-TOKEN: job-token-106' {base}/projects/1/jobs/104/artifacts/README.md
+  # ...but a job token reads only its own project: 404
+  curl -i -H 'JOB-TOKEN: job-token-106' {base}/projects/2/jobs/201/artifacts
   # the latest successful `build` on a ref (slashes may stay raw)
   curl -o build.zip '{base}/projects/1/jobs/artifacts/feature/login/download?job=build'
   # a finished job's log from storage, from byte 100 on
@@ -110,7 +142,17 @@ Try:
 ",
             upstream = self.config.upstream.url,
             dir = self.storage_dir.display(),
+            removed = self.removed_on_exit(),
         )
+    }
+
+    /// Said after the directory when the demo removes it.
+    fn removed_on_exit(&self) -> &'static str {
+        if self.temporary {
+            " (removed on exit)"
+        } else {
+            ""
+        }
     }
 
     /// What to try in upstream mode: what differs from storage mode.
@@ -119,9 +161,9 @@ Try:
         format!(
             "artifact-gateway demo on http://{addr}, artifacts.source = \"upstream\"
   sample jobs backend: {upstream} (GitLab's job-token rules; archives in its own object store)
-  archives: {dir} (at the backend's hashed keys)    logs: the backend's
+  archives: {dir} (at the backend's hashed keys){removed}    logs: the backend's
   users: demo (token demo-token, member of demo/app and demo/secret), outsider (token outsider-token)
-  job 106 is running: its CI job token is job-token-106
+  job 106 of demo/app is running: its CI job token is job-token-106 (reads project 1 only)
 
 Try:
   # the backend's own answer: a 302 to a presigned URL of its object store, fresh each time
@@ -140,6 +182,7 @@ Try:
 ",
             upstream = self.config.upstream.url,
             dir = self.storage_dir.join(OBJECTS_DIR).display(),
+            removed = self.removed_on_exit(),
         )
     }
 }
@@ -167,19 +210,23 @@ pub fn write_samples(dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(path.parent().expect("has a parent"))?;
         std::fs::write(path, bytes)?;
     }
-    for (project, job) in TRACES {
-        let path = dir.join(format!("{project}/{job}/job.log"));
+    // The finished jobs' logs, the backend's own text, so that the job JSON's trace size is
+    // the stored log's; a running job's live log stays with the backend.
+    let builder = BackendBuilder::sample_data();
+    let finished = builder.jobs().iter().filter(|job| {
+        job.has_trace
+            && matches!(
+                job.status,
+                JobStatus::Success | JobStatus::Failed | JobStatus::Canceled | JobStatus::Skipped
+            )
+    });
+    for job in finished {
+        let path = dir.join(format!("{}/{}/job.log", job.project_id, job.id));
         if path.exists() {
             continue;
         }
         std::fs::create_dir_all(path.parent().expect("has a parent"))?;
-        let log: String = (1..=20)
-            .map(|i| format!("[job {job}] step {i}: ok\n"))
-            .collect();
-        std::fs::write(
-            path,
-            format!("Running job {job} of project {project}\n{log}Job succeeded\n"),
-        )?;
+        std::fs::write(path, &job.trace)?;
     }
     Ok(())
 }

@@ -156,6 +156,24 @@ pub(super) fn respond(state: &mut State, req: &RecordedRequest) -> Result<Reply,
     }
     let key = route.project.as_str();
     match route.endpoint {
+        // Their URLs, like the `Link` headers, are on the forwarded host when there is one:
+        // python-gitlab warns when `web_url` is not on the URL it was given.
+        Endpoint::CurrentUser => match &caller {
+            Caller::User(name) => {
+                let base = forwarded_base(&req.headers).unwrap_or_else(|| state.base_url.clone());
+                Ok(Reply::json(StatusCode::OK, &state.user_json(name, &base)))
+            }
+            // GitLab: no user behind the request (a job token is not one here).
+            Caller::Anonymous | Caller::Job { .. } => Err(ApiError::Unauthorized),
+        },
+        Endpoint::GetProject => {
+            let project = state.readable_project(&caller, key)?;
+            let base = forwarded_base(&req.headers).unwrap_or_else(|| state.base_url.clone());
+            Ok(Reply::json(
+                StatusCode::OK,
+                &state.project_json(project, &base),
+            ))
+        }
         Endpoint::ListJobs => list(state, &caller, key, None, req, &query),
         Endpoint::PipelineJobs(p) => list(state, &caller, key, Some(p), req, &query),
         Endpoint::GetJob(id) => {

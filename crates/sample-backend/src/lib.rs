@@ -2,6 +2,7 @@
 //!
 //! This is a stand-in for the GitLab instance the gateway sits in front of. It speaks the
 //! part of GitLab's Jobs API (`/api/v4/projects/:id/jobs/...`) that the gateway forwards,
+//! plus `GET /user` and `GET /projects/:id` (what API clients ask first),
 //! with GitLab's semantics, so that
 //! - the binary's demo mode can show a newcomer the gateway working with nothing else
 //!   installed ([`BackendBuilder::sample_data`]), and
@@ -25,6 +26,10 @@
 //! - **Visibility:** a project the caller may not read is 404 "Project Not Found", never
 //!   403; a job of another project is 404 "Job Not Found". Projects are named by numeric
 //!   id or URL-encoded path (`group%2Fapp`), compared case-sensitively after decoding.
+//! - **User and project:** `GET /user` is the caller's user (401 without a user's
+//!   credential: anonymous or a job token), `GET /projects/:id` the project, 404 "Project
+//!   Not Found" where its jobs would be; so python-gitlab's `gl.auth()` and a non-lazy
+//!   `gl.projects.get()` work.
 //! - **Lists:** newest first, `scope`/`scope[]` filters, `page`/`per_page` (max 100) and
 //!   GitLab's pagination headers with absolute `Link` URLs; the project jobs list omits
 //!   totals and `rel="last"`, the pipeline jobs list has them.
@@ -66,12 +71,13 @@
 //! Layout: `model` (users, projects, jobs, permissions, job actions), `artifacts` (the
 //! object keys and the archive answers of the GitLab-faithful mode), `objects` (the local
 //! object store: signed URLs and the object route), `job_json`
-//! (GitLab's job object), `routes` (pure path, parameter and pagination logic),
+//! (GitLab's job object), `entities` (its user and project objects), `routes` (pure path, parameter and pagination logic),
 //! `handlers` (the HTTP edge and the one error-to-response mapping), `error` (refusals
 //! and their GitLab messages), `sample_data` (the demo dataset); this file holds the
 //! public API and the server loop.
 
 mod artifacts;
+mod entities;
 mod error;
 mod handlers;
 mod http_util;
@@ -204,6 +210,11 @@ impl BackendBuilder {
     pub fn job(mut self, job: JobSpec) -> Self {
         self.jobs.push(job);
         self
+    }
+
+    /// The jobs described so far, in the order given (what the demo lays out in storage).
+    pub fn jobs(&self) -> &[JobSpec] {
+        &self.jobs
     }
 
     /// Default page size when the request has no `per_page` (GitLab: 20; clamped to 1..=100).

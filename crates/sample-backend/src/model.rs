@@ -263,9 +263,7 @@ impl State {
             Caller::User(name) if !self.admins.contains(&name) => Err(ApiError::SudoNotAdmin),
             Caller::User(_) => {
                 // Users are numbered by username order, from 1, when named by id.
-                let mut names: Vec<&String> = self.users.values().collect();
-                names.sort();
-                names.dedup();
+                let names = self.usernames();
                 let by_id = target
                     .parse::<usize>()
                     .ok()
@@ -279,6 +277,14 @@ impl State {
                     .ok_or(ApiError::UserNotFound)
             }
         }
+    }
+
+    /// Every username (of a token or a session), sorted: user id `n` is the `n`th, from 1.
+    pub(super) fn usernames(&self) -> Vec<&String> {
+        let mut names: Vec<&String> = self.users.values().chain(self.sessions.values()).collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     fn running_job_for_token(&self, token: &str) -> Option<&JobSpec> {

@@ -10,8 +10,12 @@ use percent_encoding::percent_decode_str;
 use super::error::ApiError;
 use super::model::JobStatus;
 
-/// Everything under this prefix is the Jobs API; anything else is 404.
+/// Everything under this prefix is a project (`/api/v4/projects/:id`) or its Jobs API; any
+/// other path but [`USER`] is 404.
 const PREFIX: &str = "/api/v4/projects/";
+
+/// `GET /api/v4/user`: the caller (python-gitlab's `gl.auth()`).
+const USER: &str = "/api/v4/user";
 
 /// GitLab's ceiling on `per_page`.
 pub(super) const MAX_PER_PAGE: usize = 100;
@@ -19,6 +23,10 @@ pub(super) const MAX_PER_PAGE: usize = 100;
 /// What a request asks for, once the path and method are matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Endpoint {
+    /// `GET|HEAD /user`: the authenticated user; [`Route::project`] is empty.
+    CurrentUser,
+    /// `GET|HEAD /projects/:id`.
+    GetProject,
     ListJobs,
     PipelineJobs(u64),
     GetJob(u64),
@@ -77,6 +85,7 @@ pub(super) struct Route {
 /// A path the API knows, before the method is considered.
 #[derive(Debug, Clone, Copy)]
 enum Resource {
+    Project,
     Jobs,
     PipelineJobs(u64),
     Job(u64),
@@ -101,6 +110,7 @@ impl Resource {
     fn endpoint(self, method: &Method) -> Option<Endpoint> {
         let read = method == Method::GET || method == Method::HEAD;
         match self {
+            Resource::Project => read.then_some(Endpoint::GetProject),
             Resource::Jobs => read.then_some(Endpoint::ListJobs),
             Resource::PipelineJobs(p) => read.then_some(Endpoint::PipelineJobs(p)),
             Resource::Job(j) => read.then_some(Endpoint::GetJob(j)),
@@ -135,6 +145,16 @@ impl Resource {
 /// Match `method` and the raw `path` (no query) to an endpoint. Unknown path → 404
 /// "Not Found"; known path, other method → 405.
 pub(super) fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
+    if path == USER {
+        if method != Method::GET && method != Method::HEAD {
+            return Err(ApiError::MethodNotAllowed("GET, HEAD"));
+        }
+        return Ok(Route {
+            project: String::new(),
+            endpoint: Endpoint::CurrentUser,
+            ref_name: None,
+        });
+    }
     let rest = path.strip_prefix(PREFIX).ok_or(ApiError::NoRoute)?;
     let mut segments = rest.split('/');
     let project_raw = segments.next().filter(|s| !s.is_empty());
@@ -162,6 +182,7 @@ pub(super) fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
 
 fn resource(tail: &[&str]) -> Option<Resource> {
     Some(match tail {
+        [] => Resource::Project,
         ["jobs"] => Resource::Jobs,
         ["pipelines", pipeline, "jobs"] => Resource::PipelineJobs(number(pipeline)?),
         ["jobs", "artifacts", by_ref @ ..] => by_ref_resource(by_ref)?,
@@ -335,6 +356,22 @@ mod tests {
     fn routes_each_endpoint() {
         let p = "/api/v4/projects/1";
         let cases = [
+            (
+                Method::GET,
+                "/api/v4/user".to_owned(),
+                Endpoint::CurrentUser,
+            ),
+            (
+                Method::HEAD,
+                "/api/v4/user".to_owned(),
+                Endpoint::CurrentUser,
+            ),
+            (Method::GET, p.to_owned(), Endpoint::GetProject),
+            (
+                Method::GET,
+                "/api/v4/projects/group%2Fapp".to_owned(),
+                Endpoint::GetProject,
+            ),
             (Method::GET, format!("{p}/jobs"), Endpoint::ListJobs),
             (Method::HEAD, format!("{p}/jobs"), Endpoint::ListJobs),
             (
@@ -416,7 +453,8 @@ mod tests {
         for path in [
             "/api/v4/projects",
             "/api/v4/projects/",
-            "/api/v4/projects/1",
+            "/api/v4/users",
+            "/api/v4/user/1",
             "/api/v4/projects/1/jobs/",
             "/api/v4/projects/1/jobs/x7",
             "/api/v4/projects/1/jobs/+7",
@@ -430,6 +468,8 @@ mod tests {
         }
         let p = "/api/v4/projects/1";
         let cases = [
+            (Method::POST, "/api/v4/user".to_owned(), "GET, HEAD"),
+            (Method::PUT, p.to_owned(), "GET, HEAD"),
             (Method::POST, format!("{p}/jobs"), "GET, HEAD"),
             (Method::GET, format!("{p}/jobs/7/cancel"), "POST"),
             (

@@ -2,6 +2,9 @@
 //! browser session `demo-session`), an admin `root`/`root-token`, a public and a private
 //! project, and jobs that exercise every status the gateway cares about.
 //!
+//! Each finished job's log is the text the demo stores as its `job.log` (the demo writes
+//! these very strings), and each archive's size is that of the demo's archive.
+//!
 //! | job | project | name | ref | status | pipeline | archive |
 //! |-----|---------|------|-----|--------|----------|---------|
 //! | 101 | 1 demo/app | build | main | success | 11 | yes |
@@ -15,13 +18,23 @@
 
 use super::{BackendBuilder, JobSpec, JobStatus, Visibility};
 
+/// The byte lengths of the archives the demo stores for jobs 101, 103, 104 and 201
+/// (`src/demo/job-*.zip` in the gateway's crate, which `artifact-gateway sample-data` writes),
+/// so that the job JSON's `artifacts_file.size` is the size a download has. That crate's
+/// `tests/newcomer.rs` checks them against the files.
+const ARCHIVE_SIZES: [u64; 4] = [1_104, 1_111, 1_106, 1_105];
+
 pub(super) fn builder() -> BackendBuilder {
     use JobStatus::{Failed, Manual, Running, Success};
     let job = |id, project, name, ref_name, status, pipeline| {
         JobSpec::new(id, project, name, ref_name, status).pipeline(pipeline)
     };
+    // Long enough (about 600 bytes) for the demo's `Range: bytes=100-` to show something.
     let log = |id: u64, outcome: &str| {
-        format!("Running with sample-runner\nExecuting job {id}...\n{outcome}\n")
+        let steps: String = (1..=20)
+            .map(|i| format!("[job {id}] step {i}: ok\n"))
+            .collect();
+        format!("Running with sample-runner\nExecuting job {id}...\n{steps}{outcome}\n")
     };
     BackendBuilder::new()
         .user("demo", "demo-token")
@@ -33,7 +46,7 @@ pub(super) fn builder() -> BackendBuilder {
         .job(
             job(101, 1, "build", "main", Success, 11)
                 .stage("build")
-                .with_archive(48_213)
+                .with_archive(ARCHIVE_SIZES[0])
                 .trace(&log(101, "Job succeeded")),
         )
         .job(
@@ -43,13 +56,13 @@ pub(super) fn builder() -> BackendBuilder {
         .job(
             job(103, 1, "build", "feature/login", Success, 12)
                 .stage("build")
-                .with_archive(51_877)
+                .with_archive(ARCHIVE_SIZES[1])
                 .trace(&log(103, "Job succeeded")),
         )
         .job(
             job(104, 1, "build", "main", Success, 13)
                 .stage("build")
-                .with_archive(52_410)
+                .with_archive(ARCHIVE_SIZES[2])
                 .trace(&log(104, "Job succeeded")),
         )
         .job(
@@ -70,7 +83,7 @@ pub(super) fn builder() -> BackendBuilder {
         .job(
             job(201, 2, "build", "main", Success, 21)
                 .stage("build")
-                .with_archive(20_480)
+                .with_archive(ARCHIVE_SIZES[3])
                 .trace(&log(201, "Job succeeded")),
         )
 }

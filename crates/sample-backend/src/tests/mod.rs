@@ -1,8 +1,10 @@
 //! End-to-end tests over real sockets: raw HTTP/1.1 (and one h2c request) against a
 //! backend, mostly started with the demo dataset. `reads` covers credentials,
-//! visibility, lists and the job JSON; `actions` the job actions and the server itself.
+//! visibility, lists and the job JSON; `entities` the user and project objects; `actions`
+//! the job actions and the server itself.
 
 mod actions;
+mod entities;
 mod reads;
 
 use std::time::{Duration, Instant};

@@ -235,7 +235,7 @@ async fn job_json_has_gitlabs_shape() {
     assert_eq!(job["ref"], "main");
     assert_eq!(
         job["artifacts_file"],
-        serde_json::json!({"filename": "artifacts.zip", "size": 48213})
+        serde_json::json!({"filename": "artifacts.zip", "size": 1104})
     );
     assert_eq!(job["artifacts"][0]["file_type"], "archive");
     assert_eq!(job["artifacts"][1]["file_type"], "trace");
