@@ -151,6 +151,7 @@ fn readme_documents_the_subcommands_and_every_abort_reason() {
         "storage",
         "upstream",
         "client_gone",
+        "shutdown",
         "other",
     ] {
         assert!(

@@ -209,3 +209,35 @@ async fn shutdown_aborts_what_is_still_running_at_the_deadline() {
         "a cut request must not look answered"
     );
 }
+
+#[tokio::test]
+async fn a_download_cut_at_the_shutdown_deadline_is_counted_as_shutdown() {
+    let h = Harness::start_with(BackendBuilder::sample_data(), |c| {
+        c.server.shutdown_grace = Duration::from_millis(300);
+    })
+    .await;
+    // Far more than socket buffers hold: a client that stops reading keeps it running.
+    let archive = vec![0x5a; 64 << 20];
+    h.storage.put("1/104/artifacts.zip", &archive);
+    let mut stream = TcpStream::connect(h.gateway.addr()).await.unwrap();
+    let request = raw::request(
+        "GET",
+        b"/api/v4/projects/1/jobs/104/artifacts",
+        "x",
+        &[("PRIVATE-TOKEN", TOKEN)],
+    );
+    stream.write_all(&request).await.unwrap();
+    let metrics = std::sync::Arc::clone(&h.gateway.state().metrics);
+    wait::wait_until("the download is streaming", Duration::from_secs(5), || {
+        metrics.in_flight_streams.get() == 1
+    })
+    .await;
+    h.gateway.shutdown();
+    tokio::time::timeout(Duration::from_secs(5), h.gateway.wait())
+        .await
+        .expect("shutdown finished");
+    let aborted = |reason: &str| metrics.aborted_streams.with_label_values(&[reason]).get();
+    assert_eq!(aborted("shutdown"), 1);
+    assert_eq!(aborted("client_gone"), 0);
+    drop(stream);
+}

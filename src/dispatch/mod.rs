@@ -52,6 +52,9 @@ pub struct AppState {
     pub streams: Arc<tokio::sync::Semaphore>,
     /// Set when shutdown begins: readiness fails from then on.
     pub shutting_down: std::sync::atomic::AtomicBool,
+    /// Set when the shutdown grace has passed and what still runs is aborted: a body
+    /// dropped from then on was cut by the shutdown, not by its client.
+    pub cut_by_shutdown: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -81,6 +84,7 @@ impl AppState {
             artifacts: Artifacts::new(&config, storage, &metrics),
             metrics,
             shutting_down: std::sync::atomic::AtomicBool::new(false),
+            cut_by_shutdown: Arc::default(),
             streams: Arc::new(tokio::sync::Semaphore::new(config.server.max_streams)),
             config,
         }
@@ -165,6 +169,7 @@ impl AppState {
             Arc::clone(&self.metrics),
             permit,
             storage,
+            Arc::clone(&self.cut_by_shutdown),
         );
         access_log::logged(response, log)
     }

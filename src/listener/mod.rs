@@ -196,6 +196,9 @@ pub async fn serve(
     })
     .await;
     if drained.is_err() {
+        state
+            .cut_by_shutdown
+            .store(true, std::sync::atomic::Ordering::Release);
         tracing::warn!(
             aborted = connections.len(),
             "shutdown deadline passed; aborting the remaining connections"

@@ -3,6 +3,7 @@
 //! went away.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -34,7 +35,13 @@ pin_project_lite::pin_project! {
 
     impl<B> PinnedDrop for LoggedBody<B> {
         fn drop(this: Pin<&mut Self>) {
-            this.project().log.finish(Ending::ClientGone);
+            let log = this.project().log;
+            let ending = if log.cut_by_shutdown.load(Ordering::Acquire) {
+                Ending::Error("shutdown")
+            } else {
+                Ending::ClientGone
+            };
+            log.finish(ending);
         }
     }
 }
@@ -51,6 +58,8 @@ pub struct AccessLog {
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
     /// Storage requests and bytes the handler used.
     storage: Arc<StorageUse>,
+    /// Set once the shutdown grace has passed (`AppState::cut_by_shutdown`).
+    cut_by_shutdown: Arc<AtomicBool>,
     done: bool,
 }
 
@@ -72,6 +81,7 @@ impl AccessLog {
         metrics: Arc<Metrics>,
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
         storage: Arc<StorageUse>,
+        cut_by_shutdown: Arc<AtomicBool>,
     ) -> Self {
         metrics.in_flight_streams.inc();
         Self {
@@ -83,6 +93,7 @@ impl AccessLog {
             metrics,
             permit,
             storage,
+            cut_by_shutdown,
             done: false,
         }
     }
