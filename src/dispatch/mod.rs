@@ -21,7 +21,7 @@ use crate::error::{GatewayError, Stop};
 use crate::http_util::body::Body;
 use crate::http_util::security;
 use crate::metrics::{Metrics, StorageUse};
-use crate::observability::access_log::{self, AccessLog};
+use crate::observability::access_log::{self, AccessLog, Held};
 use crate::request::context::RequestContext;
 use crate::request::credentials::{self, Credentials};
 use crate::request::route::{self, Route};
@@ -166,10 +166,12 @@ impl AppState {
             response.status().as_u16(),
             started,
             route_name,
-            Arc::clone(&self.metrics),
-            permit,
-            storage,
-            Arc::clone(&self.cut_by_shutdown),
+            Held {
+                metrics: Arc::clone(&self.metrics),
+                permit,
+                storage,
+                cut_by_shutdown: Arc::clone(&self.cut_by_shutdown),
+            },
         );
         access_log::logged(response, log)
     }

@@ -36,7 +36,7 @@ pin_project_lite::pin_project! {
     impl<B> PinnedDrop for LoggedBody<B> {
         fn drop(this: Pin<&mut Self>) {
             let log = this.project().log;
-            let ending = if log.cut_by_shutdown.load(Ordering::Acquire) {
+            let ending = if log.held.cut_by_shutdown.load(Ordering::Acquire) {
                 Ending::Error("shutdown")
             } else {
                 Ending::ClientGone
@@ -53,14 +53,19 @@ pub struct AccessLog {
     pub started: Instant,
     pub bytes: u64,
     route: &'static str,
-    metrics: Arc<Metrics>,
-    /// Held until the body ends: the request counts against `server.max_streams`.
-    permit: Option<tokio::sync::OwnedSemaphorePermit>,
-    /// Storage requests and bytes the handler used.
-    storage: Arc<StorageUse>,
-    /// Set once the shutdown grace has passed (`AppState::cut_by_shutdown`).
-    cut_by_shutdown: Arc<AtomicBool>,
+    held: Held,
     done: bool,
+}
+
+/// What an access line counts into, and holds while its body runs.
+pub struct Held {
+    pub metrics: Arc<Metrics>,
+    /// Held until the body ends: the request counts against `server.max_streams`.
+    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Storage requests and bytes the handler used.
+    pub storage: Arc<StorageUse>,
+    /// Set once the shutdown grace has passed (`AppState::cut_by_shutdown`).
+    pub cut_by_shutdown: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -78,22 +83,16 @@ impl AccessLog {
         status: u16,
         started: Instant,
         route: &'static str,
-        metrics: Arc<Metrics>,
-        permit: Option<tokio::sync::OwnedSemaphorePermit>,
-        storage: Arc<StorageUse>,
-        cut_by_shutdown: Arc<AtomicBool>,
+        held: Held,
     ) -> Self {
-        metrics.in_flight_streams.inc();
+        held.metrics.in_flight_streams.inc();
         Self {
             span,
             status,
             started,
             bytes: 0,
             route,
-            metrics,
-            permit,
-            storage,
-            cut_by_shutdown,
+            held,
             done: false,
         }
     }
@@ -102,9 +101,9 @@ impl AccessLog {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        self.permit = None;
+        self.held.permit = None;
         let elapsed = self.started.elapsed();
-        let metrics = &self.metrics;
+        let metrics = &self.held.metrics;
         metrics.in_flight_streams.dec();
         metrics
             .requests
@@ -131,8 +130,8 @@ impl AccessLog {
             parent: &self.span,
             status = self.status,
             bytes = self.bytes,
-            storage_requests = self.storage.requests(),
-            storage_bytes = self.storage.bytes(),
+            storage_requests = self.held.storage.requests(),
+            storage_bytes = self.held.storage.bytes(),
             duration_ms,
             outcome = ?outcome,
             "response"
