@@ -11,7 +11,7 @@ on_every_source! {
 }
 
 // These count storage reads at a store wrapper, which upstream mode does not use; its
-// round trips are counted at the S3 server in tests/upstream.rs.
+// round trips are counted at the S3 server in tests/upstream/round_trips.rs.
 on_both_storages! {
     if_none_match_is_304_without_a_storage_read => if_none_match;
     head_reads_nothing_once_the_archive_is_open => head_reads_nothing;

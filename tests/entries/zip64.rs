@@ -201,7 +201,7 @@ async fn past_four_gib(kind: Kind) {
                 })
                 .collect(),
             // Proxied downloads: the backend's storage reads are the gateway's, plus the one
-            // byte each locate asks for (`bytes=0-0`, counted in tests/upstream.rs).
+            // byte each locate asks for (`bytes=0-0`, counted in tests/upstream/round_trips.rs).
             (None, Some(s3)) => s3
                 .get_ranges()
                 .into_iter()
