@@ -18,6 +18,7 @@ use super::artifacts::Body;
 use super::error::ApiError;
 use super::model::{Caller, Credential, State};
 use super::objects::PREFIX as OBJECTS;
+use super::pagination;
 use super::routes::{self, Endpoint};
 use super::{RecordedRequest, Shared};
 
@@ -241,7 +242,7 @@ fn list(
     query: &[(String, String)],
 ) -> Result<Reply, ApiError> {
     let (path, req_headers) = (req.path(), &req.headers);
-    let params = routes::list_params(query, state.per_page)?;
+    let params = pagination::list_params(query, state.per_page)?;
     let project = state.readable_project(caller, key)?.id;
     if pipeline.is_some_and(|p| !state.has_pipeline(project, p)) {
         return Err(ApiError::NotFound);
@@ -251,10 +252,10 @@ fn list(
         .iter()
         .map(|r| r.spec.id)
         .collect();
-    let (ids, info) = routes::paginate(ids, params.page, params.per_page, pipeline.is_some());
+    let (ids, info) = pagination::paginate(ids, params.page, params.per_page, pipeline.is_some());
     let jobs: Vec<_> = ids.iter().map(|id| state.job_json(*id)).collect();
     let base = forwarded_base(req_headers).unwrap_or_else(|| state.base_url.clone());
-    let headers = routes::pagination_headers(&base, path, query, info);
+    let headers = pagination::pagination_headers(&base, path, query, info);
     let body = serde_json::to_string(&jobs).expect("job JSON always serialises");
     Ok(Reply::Json(StatusCode::OK, body, headers))
 }

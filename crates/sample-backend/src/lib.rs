@@ -84,6 +84,7 @@ mod http_util;
 mod job_json;
 mod model;
 mod objects;
+mod pagination;
 mod routes;
 mod sample_data;
 #[cfg(test)]
@@ -274,7 +275,7 @@ impl BackendBuilder {
             per_page: self
                 .per_page
                 .unwrap_or(DEFAULT_PER_PAGE)
-                .clamp(1, routes::MAX_PER_PAGE),
+                .clamp(1, pagination::MAX_PER_PAGE),
             base_url: format!("http://{addr}"),
             gitlab_job_token_rules: self.gitlab_job_token_rules,
             archives_in_store: self.artifacts.is_some(),
