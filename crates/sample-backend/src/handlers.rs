@@ -20,7 +20,8 @@ use super::model::{Caller, Credential, State};
 use super::objects::PREFIX as OBJECTS;
 use super::pagination;
 use super::routes::{self, Endpoint};
-use super::{RecordedRequest, Shared};
+use super::server::Shared;
+use super::RecordedRequest;
 
 /// Body of every artifact-byte answer; tests look for it (and for [`MARKER_HEADER`]).
 pub(super) const ARTIFACT_BYTES_MESSAGE: &str = "sample backend does not serve artifact bytes";
