@@ -31,7 +31,7 @@ use std::fmt;
 use std::fs::File;
 use std::io;
 use std::path::PathBuf;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
@@ -46,7 +46,8 @@ use crate::artifacts::{whole, Body};
 use crate::http_util::http_date;
 use crate::RecordedRequest;
 use answer::{decide, Answer};
-use signing::{unix_now, Refusal, UrlSigner};
+pub(super) use signing::UrlSigner;
+use signing::{unix_now, Refusal};
 
 /// Where the object route lives on the sample backend.
 pub(super) const PREFIX: &str = "/-/objects/";
@@ -73,17 +74,9 @@ impl LocalObjects {
         }
     }
 
-    /// A URL on `base` (the backend's `http://host:port`) for `method` on `key`, valid for
-    /// `ttl` (whole seconds) from now.
-    pub(super) fn presign(
-        &self,
-        base: &str,
-        method: &Method,
-        key: &str,
-        ttl: Duration,
-        nonce: u64,
-    ) -> String {
-        self.signer.presign(base, method, key, ttl, nonce)
+    /// The signer of this store's URLs (a secret of this store).
+    pub(super) fn signer(&self) -> &UrlSigner {
+        &self.signer
     }
 
     /// The object route: check the URL, then answer from the file.

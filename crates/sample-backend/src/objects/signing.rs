@@ -23,7 +23,7 @@ const KEY_RAW: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'@');
 
 /// The secret a store's URLs are signed with.
-pub(super) struct UrlSigner {
+pub(crate) struct UrlSigner {
     secret: [u8; 32],
 }
 
@@ -48,7 +48,7 @@ impl UrlSigner {
 
     /// A URL on `base` (the backend's `http://host:port`) for `method` on `key`, valid for
     /// `ttl` (whole seconds) from now.
-    pub(super) fn presign(
+    pub(crate) fn presign(
         &self,
         base: &str,
         method: &Method,
