@@ -84,7 +84,7 @@ async fn anonymous_reads_public_project_but_may_not_act() {
     );
     let r = post(&b, &format!("{P1}/jobs/106/cancel"), &[]).await;
     assert_eq!((r.status, r.message().as_str()), (401, "401 Unauthorized"));
-    let r = send(&b, "DELETE", &format!("{P1}/jobs/101/artifacts"), &[], b"").await;
+    let r = delete(&b, &format!("{P1}/jobs/101/artifacts"), &[]).await;
     assert_eq!(r.status, 401);
     assert_eq!(b.job(106).unwrap().status, JobStatus::Running);
 }

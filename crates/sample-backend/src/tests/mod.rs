@@ -108,6 +108,10 @@ async fn post(b: &SampleBackend, target: &str, headers: &[(&str, &str)]) -> Repl
     send(b, "POST", target, headers, b"").await
 }
 
+async fn delete(b: &SampleBackend, target: &str, headers: &[(&str, &str)]) -> Reply {
+    send(b, "DELETE", target, headers, b"").await
+}
+
 async fn demo() -> SampleBackend {
     BackendBuilder::sample_data().start().await.unwrap()
 }
