@@ -75,11 +75,13 @@
 //! and the object route), `job_json` (GitLab's job object), `entities` (its user and
 //! project objects), `routes` (pure path and method matching), `pagination` (the list
 //! parameters and pagination headers), `handlers` (the HTTP edge and the one
-//! error-to-response mapping), `error` (refusals and their GitLab messages), `sample_data`
-//! (the demo dataset); this file holds the public API.
+//! error-to-response mapping), `credentials` (what a request presents as its credential
+//! and `Sudo`), `error` (refusals and their GitLab messages), `sample_data` (the demo
+//! dataset); this file holds the public API.
 
 mod artifacts;
 mod builder;
+mod credentials;
 mod entities;
 mod error;
 mod handlers;
