@@ -159,7 +159,9 @@ impl ArtifactStore {
                     .await?;
                 Ok(url.to_string())
             }
-            Backing::Local(objects) => Ok(objects.presign(base, &method, key, self.ttl, nonce)),
+            Backing::Local(objects) => Ok(objects
+                .signer()
+                .presign(base, &method, key, self.ttl, nonce)),
         }
     }
 

@@ -4,7 +4,8 @@
 //! [`respond`] is synchronous and runs under the state lock; nothing awaits while the
 //! lock is held. [`into_response`] is the one place errors become bodies. With a local
 //! artifact store, paths under `/-/objects/` are its object route (`objects`), recorded
-//! like every request but answered as storage.
+//! like every request but answered as storage. The credential and `Sudo` a request
+//! presents are read in `credentials`.
 
 use std::sync::Arc;
 
@@ -15,11 +16,14 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use super::artifacts::Body;
+use super::credentials::{credential, sudo};
 use super::error::ApiError;
-use super::model::{Caller, Credential, State};
+use super::model::{Caller, State};
 use super::objects::PREFIX as OBJECTS;
+use super::pagination;
 use super::routes::{self, Endpoint};
-use super::{RecordedRequest, Shared};
+use super::server::Shared;
+use super::RecordedRequest;
 
 /// Body of every artifact-byte answer; tests look for it (and for [`MARKER_HEADER`]).
 pub(super) const ARTIFACT_BYTES_MESSAGE: &str = "sample backend does not serve artifact bytes";
@@ -241,7 +245,7 @@ fn list(
     query: &[(String, String)],
 ) -> Result<Reply, ApiError> {
     let (path, req_headers) = (req.path(), &req.headers);
-    let params = routes::list_params(query, state.per_page)?;
+    let params = pagination::list_params(query, state.per_page)?;
     let project = state.readable_project(caller, key)?.id;
     if pipeline.is_some_and(|p| !state.has_pipeline(project, p)) {
         return Err(ApiError::NotFound);
@@ -251,10 +255,10 @@ fn list(
         .iter()
         .map(|r| r.spec.id)
         .collect();
-    let (ids, info) = routes::paginate(ids, params.page, params.per_page, pipeline.is_some());
+    let (ids, info) = pagination::paginate(ids, params.page, params.per_page, pipeline.is_some());
     let jobs: Vec<_> = ids.iter().map(|id| state.job_json(*id)).collect();
     let base = forwarded_base(req_headers).unwrap_or_else(|| state.base_url.clone());
-    let headers = routes::pagination_headers(&base, path, query, info);
+    let headers = pagination::pagination_headers(&base, path, query, info);
     let body = serde_json::to_string(&jobs).expect("job JSON always serialises");
     Ok(Reply::Json(StatusCode::OK, body, headers))
 }
@@ -293,68 +297,6 @@ fn forwarded_base(headers: &HeaderMap) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("http");
     (!host.is_empty()).then(|| format!("{proto}://{host}"))
-}
-
-/// Whom the request wants to act as: the `sudo` query parameter, else the `Sudo` header.
-fn sudo(headers: &HeaderMap, query: &[(String, String)]) -> Option<String> {
-    query
-        .iter()
-        .find(|(k, _)| k == "sudo")
-        .map(|(_, v)| v.clone())
-        .or_else(|| {
-            let value = headers.get("sudo")?;
-            Some(String::from_utf8_lossy(value.as_bytes()).trim().to_owned())
-        })
-        .filter(|v| !v.is_empty())
-}
-
-/// The `_gitlab_session` cookie's value, if the request has one.
-fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (name, value) = pair.trim().split_once('=')?;
-            (name == "_gitlab_session" && !value.is_empty()).then(|| value.to_owned())
-        })
-}
-
-/// The credential a request presents, first found in GitLab's order: `PRIVATE-TOKEN`,
-/// `private_token`, `Authorization: Bearer`, `access_token`, `JOB-TOKEN`, `job_token`,
-/// then the session cookie. Empty values count as absent.
-pub(super) fn credential(headers: &HeaderMap, query: &[(String, String)]) -> Option<Credential> {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
-    let param = |name: &str| {
-        query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .filter(|v| !v.is_empty())
-    };
-    let bearer = || {
-        let value = header("authorization")?;
-        let (scheme, token) = value.split_once(' ')?;
-        let token = token.trim();
-        (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
-    };
-    header("private-token")
-        .or_else(|| param("private_token"))
-        .map(Credential::Personal)
-        .or_else(|| bearer().map(Credential::Bearer))
-        .or_else(|| param("access_token").map(Credential::OAuth))
-        .or_else(|| {
-            header("job-token")
-                .or_else(|| param("job_token"))
-                .map(Credential::Job)
-        })
-        .or_else(|| session_cookie(headers).map(Credential::Session))
 }
 
 /// The one rescue point: successes and refusals become responses, all with GitLab's

@@ -93,36 +93,15 @@ async fn keep_and_delete_artifacts() {
     assert!(r.json()["artifacts_expire_at"].is_null());
     let r = post(&b, &format!("{P1}/jobs/102/artifacts/keep"), &[DEMO]).await;
     assert_eq!((r.status, r.message().as_str()), (404, "404 Not found"));
-    let r = send(
-        &b,
-        "DELETE",
-        &format!("{P1}/jobs/104/artifacts"),
-        &[OUTSIDER],
-        b"",
-    )
-    .await;
+    let r = delete(&b, &format!("{P1}/jobs/104/artifacts"), &[OUTSIDER]).await;
     assert_eq!(r.status, 403);
-    let r = send(
-        &b,
-        "DELETE",
-        &format!("{P1}/jobs/104/artifacts"),
-        &[DEMO],
-        b"",
-    )
-    .await;
+    let r = delete(&b, &format!("{P1}/jobs/104/artifacts"), &[DEMO]).await;
     assert_eq!(
         (r.status, r.body.as_str(), r.header("content-type")),
         (204, "", None)
     );
     assert!(!b.job(104).unwrap().has_archive);
-    let r = send(
-        &b,
-        "DELETE",
-        &format!("{P1}/jobs/104/artifacts"),
-        &[DEMO],
-        b"",
-    )
-    .await;
+    let r = delete(&b, &format!("{P1}/jobs/104/artifacts"), &[DEMO]).await;
     assert_eq!((r.status, r.message().as_str()), (404, "404 Not found"));
 }
 
@@ -204,14 +183,7 @@ async fn unknown_routes_404_wrong_methods_405_and_common_headers_everywhere() {
         get(&b, &format!("{P1}/jobs"), &[]).await,
         get(&b, &format!("{P1}/jobs/106/trace"), &[]).await,
         get(&b, &format!("{P2}/jobs"), &[]).await,
-        send(
-            &b,
-            "DELETE",
-            &format!("{P1}/jobs/103/artifacts"),
-            &[DEMO],
-            b"",
-        )
-        .await,
+        delete(&b, &format!("{P1}/jobs/103/artifacts"), &[DEMO]).await,
     ];
     for r in &answers {
         assert_eq!(r.header("cache-control"), Some("private, max-age=0"));

@@ -1,11 +1,12 @@
 //! End-to-end tests over real sockets: raw HTTP/1.1 (and one h2c request) against a
-//! backend, mostly started with the demo dataset. `reads` covers credentials,
-//! visibility, lists and the job JSON; `entities` the user and project objects; `actions`
-//! the job actions and the server itself.
+//! backend, mostly started with the demo dataset. `access` covers credentials and
+//! visibility, `lists` the list endpoints and the job JSON; `entities` the user and project
+//! objects; `actions` the job actions and the server itself.
 
+mod access;
 mod actions;
 mod entities;
-mod reads;
+mod lists;
 
 use std::time::{Duration, Instant};
 
@@ -105,6 +106,10 @@ async fn get(b: &SampleBackend, target: &str, headers: &[(&str, &str)]) -> Reply
 
 async fn post(b: &SampleBackend, target: &str, headers: &[(&str, &str)]) -> Reply {
     send(b, "POST", target, headers, b"").await
+}
+
+async fn delete(b: &SampleBackend, target: &str, headers: &[(&str, &str)]) -> Reply {
+    send(b, "DELETE", target, headers, b"").await
 }
 
 async fn demo() -> SampleBackend {
