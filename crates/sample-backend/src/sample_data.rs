@@ -21,7 +21,7 @@ use super::{BackendBuilder, JobSpec, JobStatus, Visibility};
 /// The byte lengths of the archives the demo stores for jobs 101, 103, 104 and 201
 /// (`src/demo/job-*.zip` in the gateway's crate, which `artifact-gateway sample-data` writes),
 /// so that the job JSON's `artifacts_file.size` is the size a download has. That crate's
-/// `tests/newcomer.rs` checks them against the files.
+/// `tests/newcomer/` checks them against the files.
 const ARCHIVE_SIZES: [u64; 4] = [1_104, 1_111, 1_106, 1_105];
 
 pub(super) fn builder() -> BackendBuilder {
