@@ -192,66 +192,58 @@ impl Storage {
             storage_requests = 1,
             bytes = tracing::field::Empty,
         );
-        let object = self
-            .get_unlogged(kind, location, range, if_match)
-            .instrument(span.clone())
-            .await?;
+        let read = async {
+            let path = match location {
+                Location::Key(path) => path,
+                Location::Url(object) => {
+                    return self.remote.get(kind, object, range, if_match).await
+                }
+            };
+            let store = self.store()?;
+            self.metrics.storage_request(kind);
+            let timer = self.metrics.storage_read_seconds.start_timer();
+            let options = GetOptions {
+                range: range.clone(),
+                // Local ETags are ours: compared below, not by the store.
+                if_match: if self.local { None } else { if_match.clone() },
+                ..GetOptions::default()
+            };
+            let result = match store.get_opts(path, options).await {
+                Ok(result) => result,
+                Err(error) => return Err(self.explain_failed_get(path, range, error).await),
+            };
+            timer.observe_duration();
+            let range = result.range.clone();
+            let (meta, body) = match result.payload {
+                GetResultPayload::File(file, _) => {
+                    let (meta, pin) = pinned_meta(&file, &result.meta)?;
+                    let body = file::FileChunks::new(file, range.clone(), pin)
+                        .map(|chunk| chunk.map_err(|e| file_error(&e)))
+                        .boxed();
+                    (meta, body)
+                }
+                GetResultPayload::Stream(stream) => (
+                    Meta::from(&result.meta),
+                    stream.map(|chunk| chunk.map_err(classify)).boxed(),
+                ),
+            };
+            if self.local && !etag_matches(if_match.as_deref(), meta.etag.as_deref()) {
+                return Err(StorageError::PreconditionFailed);
+            }
+            let metrics = Arc::clone(&self.metrics);
+            let body = body
+                .inspect(move |chunk| {
+                    if let Ok(chunk) = chunk {
+                        metrics.storage_read(kind, chunk.len() as u64);
+                    }
+                })
+                .boxed();
+            let body = ExactLength::new(body, range.end - range.start).boxed();
+            Ok(Object { meta, range, body })
+        };
+        let object = read.instrument(span.clone()).await?;
         span.record("bytes", object.range.end - object.range.start);
         Ok(object)
-    }
-
-    async fn get_unlogged(
-        &self,
-        kind: ReadKind,
-        location: &Location,
-        range: Option<GetRange>,
-        if_match: Option<String>,
-    ) -> Result<Object, StorageError> {
-        let path = match location {
-            Location::Key(path) => path,
-            Location::Url(object) => return self.remote.get(kind, object, range, if_match).await,
-        };
-        let store = self.store()?;
-        self.metrics.storage_request(kind);
-        let timer = self.metrics.storage_read_seconds.start_timer();
-        let options = GetOptions {
-            range: range.clone(),
-            // Local ETags are ours: compared below, not by the store.
-            if_match: if self.local { None } else { if_match.clone() },
-            ..GetOptions::default()
-        };
-        let result = match store.get_opts(path, options).await {
-            Ok(result) => result,
-            Err(error) => return Err(self.explain_failed_get(path, range, error).await),
-        };
-        timer.observe_duration();
-        let range = result.range.clone();
-        let (meta, body) = match result.payload {
-            GetResultPayload::File(file, _) => {
-                let (meta, pin) = pinned_meta(&file, &result.meta)?;
-                let body = file::FileChunks::new(file, range.clone(), pin)
-                    .map(|chunk| chunk.map_err(|e| file_error(&e)))
-                    .boxed();
-                (meta, body)
-            }
-            GetResultPayload::Stream(stream) => (
-                Meta::from(&result.meta),
-                stream.map(|chunk| chunk.map_err(classify)).boxed(),
-            ),
-        };
-        if self.local && !etag_matches(if_match.as_deref(), meta.etag.as_deref()) {
-            return Err(StorageError::PreconditionFailed);
-        }
-        let metrics = Arc::clone(&self.metrics);
-        let body = body
-            .inspect(move |chunk| {
-                if let Ok(chunk) = chunk {
-                    metrics.storage_read(kind, chunk.len() as u64);
-                }
-            })
-            .boxed();
-        let body = ExactLength::new(body, range.end - range.start).boxed();
-        Ok(Object { meta, range, body })
     }
 
     /// A ranged read failed with something that is not a known case: it may be a range
