@@ -3,34 +3,12 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use common::Harness;
 use sample_backend::BackendBuilder;
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn access_log_has_the_request_and_never_a_token() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("debug")
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
+    let captured = common::logs::capture("debug");
     let h = Harness::start(BackendBuilder::sample_data()).await;
     let secrets = [
         "private-secret-1",
@@ -65,14 +43,14 @@ async fn access_log_has_the_request_and_never_a_token() {
         "the 401's access line",
         std::time::Duration::from_secs(5),
         || {
-            let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+            let log = captured.text();
             log.lines()
                 .any(|l| l.contains(" response ") && l.contains("401"))
         },
     )
     .await;
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     for secret in secrets {
         assert!(
             !log.contains(secret),
@@ -116,7 +94,7 @@ async fn access_log_has_the_request_and_never_a_token() {
             &format!("{name}'s access line"),
             std::time::Duration::from_secs(5),
             || {
-                let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+                let log = captured.text();
                 log.lines()
                     .any(|l| l.contains(" response ") && l.contains(&path) && l.contains(&wanted))
             },

@@ -143,37 +143,36 @@ impl Storage {
 
     pub async fn head(&self, location: &Location) -> Result<Meta, StorageError> {
         let span = tracing::debug_span!("storage_head", object = %location);
-        self.head_unlogged(location).instrument(span).await
-    }
-
-    async fn head_unlogged(&self, location: &Location) -> Result<Meta, StorageError> {
-        let path = match location {
-            Location::Key(path) => path,
-            Location::Url(object) => return self.remote.head(object).await,
-        };
-        self.metrics.storage_request(ReadKind::Head);
-        if !self.local {
-            return self
+        let read = async {
+            let path = match location {
+                Location::Key(path) => path,
+                Location::Url(object) => return self.remote.head(object).await,
+            };
+            self.metrics.storage_request(ReadKind::Head);
+            if !self.local {
+                return self
+                    .store()?
+                    .head(path)
+                    .await
+                    .map(|meta| Meta::from(&meta))
+                    .map_err(classify);
+            }
+            // A local "head" opens the file (no bytes are read) so that its ETag is the pin's.
+            let options = GetOptions {
+                head: true,
+                ..GetOptions::default()
+            };
+            let result = self
                 .store()?
-                .head(path)
+                .get_opts(path, options)
                 .await
-                .map(|meta| Meta::from(&meta))
-                .map_err(classify);
-        }
-        // A local "head" opens the file (no bytes are read) so that its ETag is the pin's.
-        let options = GetOptions {
-            head: true,
-            ..GetOptions::default()
+                .map_err(classify)?;
+            match result.payload {
+                GetResultPayload::File(file, _) => Ok(pinned_meta(&file, &result.meta)?.0),
+                GetResultPayload::Stream(_) => Ok(Meta::from(&result.meta)),
+            }
         };
-        let result = self
-            .store()?
-            .get_opts(path, options)
-            .await
-            .map_err(classify)?;
-        match result.payload {
-            GetResultPayload::File(file, _) => Ok(pinned_meta(&file, &result.meta)?.0),
-            GetResultPayload::Stream(_) => Ok(Meta::from(&result.meta)),
-        }
+        read.instrument(span).await
     }
 
     /// Read `range` of the object (all of it when `None`), in one request. When `if_match`

@@ -2,6 +2,7 @@
 //! real HTTP client.
 #![allow(dead_code)]
 
+pub mod logs;
 pub mod raw;
 pub mod s3;
 pub mod storage;

@@ -186,7 +186,18 @@ impl S3Server {
             retry_timeout: Duration::from_secs(5),
             ..Default::default()
         };
-        let store = AmazonS3Builder::new()
+        let store = self
+            .client()
+            .with_retry(retry)
+            .build()
+            .expect("object_store for the test S3 server");
+        Arc::new(store)
+    }
+
+    /// A client of this server: its endpoint, bucket, region and keys, plain HTTP,
+    /// path-style requests.
+    pub fn client(&self) -> AmazonS3Builder {
+        AmazonS3Builder::new()
             .with_endpoint(self.endpoint())
             .with_bucket_name(self.bucket())
             .with_region(self.region())
@@ -194,10 +205,15 @@ impl S3Server {
             .with_secret_access_key(self.secret_key())
             .with_allow_http(true)
             .with_virtual_hosted_style_request(false)
-            .with_retry(retry)
-            .build()
-            .expect("object_store for the test S3 server");
-        Arc::new(store)
+    }
+
+    /// The sample backend's artifact store on this server (GitLab's object storage).
+    pub fn artifact_store(
+        &self,
+        mode: sample_backend::DownloadMode,
+    ) -> sample_backend::ArtifactStore {
+        let signer = self.client().build().expect("S3 signer");
+        sample_backend::ArtifactStore::new(signer, mode)
     }
 }
 

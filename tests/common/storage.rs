@@ -79,18 +79,7 @@ impl TestStorage {
             Kind::UpstreamProxy => DownloadMode::Proxy,
             Kind::Local | Kind::S3 => return None,
         };
-        let s3 = self.s3.as_ref()?;
-        let amazon = object_store::aws::AmazonS3Builder::new()
-            .with_endpoint(s3.endpoint())
-            .with_bucket_name(s3.bucket())
-            .with_region(s3.region())
-            .with_access_key_id(s3.access_key())
-            .with_secret_access_key(s3.secret_key())
-            .with_allow_http(true)
-            .with_virtual_hosted_style_request(false)
-            .build()
-            .expect("S3 signer");
-        Some(ArtifactStore::new(amazon, mode))
+        Some(self.s3.as_ref()?.artifact_store(mode))
     }
 
     /// Upstream kinds: learn where the backend keeps each job's archive.

@@ -2,13 +2,13 @@
 //! storage reads measured request by request, entries fetched whole or expected cut short,
 //! and the log this binary captures.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::GetRange;
 use sample_backend::{BackendBuilder, JobSpec, JobStatus, Visibility};
 
+use crate::common::logs::{self, Captured};
 use crate::common::storage::Tap;
 use crate::common::{header, raw, wait, Harness, TOKEN};
 
@@ -149,38 +149,8 @@ pub async fn expect_aborted(h: &Harness, job: u64, name: &str, size: u64) -> Vec
 // Log capture: one global subscriber for this binary, installed by the first test that
 // reads the log. Tests find their own lines by names no other test uses.
 
-#[derive(Clone, Default)]
-pub struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 pub fn logs() -> &'static Captured {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter("artifact_gateway=info")
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .try_init()
-            .expect("the only subscriber of this test binary");
-        captured
-    })
+    logs::capture("artifact_gateway=info")
 }
 
 /// A log line that contains every one of `needles`, waiting for it (the gateway logs an

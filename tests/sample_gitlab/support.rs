@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use object_store::aws::AmazonS3Builder;
 use sample_backend::{
     ArtifactStore, BackendBuilder, DownloadMode, JobSpec, JobStatus, SampleBackend, Visibility,
 };
@@ -17,20 +16,6 @@ pub(crate) const DEMO: (&str, &str) = ("PRIVATE-TOKEN", common::TOKEN);
 /// sha256("1"), the hashed directory of project 1 (computed independently of the code).
 pub(crate) const SHA256_OF_1: &str =
     "6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b";
-
-pub(crate) fn store(s3: &S3Server, mode: DownloadMode) -> ArtifactStore {
-    let amazon = AmazonS3Builder::new()
-        .with_endpoint(s3.endpoint())
-        .with_bucket_name(s3.bucket())
-        .with_region(s3.region())
-        .with_access_key_id(s3.access_key())
-        .with_secret_access_key(s3.secret_key())
-        .with_allow_http(true)
-        .with_virtual_hosted_style_request(false)
-        .build()
-        .expect("S3 signer");
-    ArtifactStore::new(amazon, mode)
-}
 
 /// Two private projects of `demo`. Project 1: job 11 (build, main, success, pipeline 100,
 /// archive), job 12 (running, pipeline 101, so main's newest pipeline is not successful),
@@ -72,7 +57,7 @@ pub(crate) struct World {
 
 pub(crate) async fn world(mode: DownloadMode, ttl: Option<Duration>) -> World {
     let s3 = S3Server::start("artifacts").await;
-    let mut artifacts = store(&s3, mode);
+    let mut artifacts = s3.artifact_store(mode);
     if let Some(ttl) = ttl {
         artifacts = artifacts.presign_ttl(ttl);
     }

@@ -2,9 +2,7 @@
 //! backend's refusals passed through as they are, and the located object's URL never
 //! shown, neither in an answer nor in a log line.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-
+use crate::common::logs::{self, Captured};
 use crate::common::storage::Kind;
 use crate::common::{header, json, JOB_TOKEN, TOKEN};
 use crate::support::{expect_bytes, get_with, layout, start, SHA256_OF_1};
@@ -88,21 +86,6 @@ async fn job_tokens_work_on_artifact_routes_behind_proxied_downloads() {
 
 // Refusals pass through; the object's URL never shows
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The gateway's log lines (debug and up) in this test binary; the sample backend's own
-/// are left out, it is not the gateway.
 fn record(seen: &mut String, response: &reqwest::Response) {
     for (name, value) in response.headers() {
         seen.push_str(&format!(
@@ -112,19 +95,10 @@ fn record(seen: &mut String, response: &reqwest::Response) {
     }
 }
 
+/// The gateway's log lines (debug and up) in this test binary; the sample backend's own
+/// are left out, it is not the gateway.
 fn logs() -> &'static Captured {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter("artifact_gateway=debug,sample_backend=off")
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .try_init()
-            .expect("the only subscriber of this test binary");
-        captured
-    })
+    logs::capture("artifact_gateway=debug,sample_backend=off")
 }
 
 async fn no_leaks(kind: Kind) {
@@ -213,7 +187,7 @@ async fn no_leaks(kind: Kind) {
         assert!(!seen.contains(secret), "{secret} reached a client:\n{seen}");
     }
     // Access lines are written as each body ends, before the client sees its end.
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let text = logs.text();
     assert!(
         text.contains("archive located location="),
         "the log names located objects:\n{text}"
