@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 /// What storage did for one request while its handler ran: requests made and bytes read.
@@ -95,6 +95,9 @@ pub struct Metrics {
     pub rejected: IntCounterVec,
     pub locate_requests: IntCounterVec,
     pub storage_read_seconds: Histogram,
+    /// Local files opened; a kept file (`storage.open_files`) is read without opening.
+    pub file_opens: IntCounter,
+    pub hot_entries: IntCounterVec,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -176,6 +179,16 @@ impl Metrics {
                 &["outcome"],
             ),
             storage_read_seconds,
+            file_opens: {
+                let counter = IntCounter::new(
+                    "storage_file_opens_total",
+                    "Local files opened; a kept open file is read again without opening it.",
+                )
+                .expect("valid metric");
+                r.register(Box::new(counter.clone())).expect("unique metric");
+                counter
+            },
+            hot_entries: counter_vec(r, "hot_entry_cache_events_total", "Hot small entries, decoded: hit (no storage read), miss.", &["event"]),
             registry,
         }
     }

@@ -26,7 +26,7 @@ RSS_SIZES_MB=${RSS_SIZES_MB:-"1024 64"}
 CURL_MAX_TIME=${CURL_MAX_TIME:-600}
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BIN="$REPO/target/release/artifact-gateway"
+BIN=${GATEWAY_BIN:-"$REPO/target/release/artifact-gateway"}
 ARTIFACT_PATH=/api/v4/projects/1/jobs/104/artifacts
 CLK_TCK=$(getconf CLK_TCK)
 

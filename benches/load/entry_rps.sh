@@ -11,7 +11,17 @@
 #   CONNS=32         wrk connections
 #   SKIP_BUILD=1     do not run cargo build (use the existing target/release binary)
 #   KEEP_SCRATCH=1   keep the scratch directory (logs, archive) instead of removing it
-#   GW_LOG=warn      the gateway's RUST_LOG (warn: no access log, like nginx's access_log off)
+#   GW_LOG=warn      the gateway's log filter (warn: no access log, like nginx's access_log off)
+#   BASE_BIN=PATH    also measure this gateway binary (an older build) in the same rounds, as "base"
+#   GATEWAY_BIN=PATH the gateway binary measured as "gw" and "gw-cold" (default: target/release)
+#
+# Servers, each its own process, all on the same archive, measured in turns whose order
+# rotates every round:
+#   gw       the gateway, defaults (hot small entries cached: a warm hit reads no storage)
+#   gw-cold  the gateway with zip.hot_entry_cache_bytes = 0: every request reads the entry
+#            from the file and inflates it (the work itself, no cache in front)
+#   base     BASE_BIN with its defaults, when set
+#   ng       nginx serving the same 1,000 bytes as a static file
 #
 # Everything listens on 127.0.0.1 only. Every wrk run is bounded by -d and by timeout(1),
 # every curl has a --max-time, every readiness wait has a deadline. Everything started is
@@ -26,7 +36,7 @@ GW_LOG=${GW_LOG:-warn}
 ENTRIES=70000
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BIN="$REPO/target/release/artifact-gateway"
+BIN=${GATEWAY_BIN:-"$REPO/target/release/artifact-gateway"}
 ENTRY=dir42/file-42.txt
 ENTRY_PATH=/api/v4/projects/1/jobs/104/artifacts/$ENTRY
 
@@ -58,7 +68,8 @@ fi
 # --- scratch, cleanup -----------------------------------------------------------------------
 SCRATCH=$(mktemp -d /tmp/agw-rps.XXXXXX)
 chmod 755 "$SCRATCH"
-GW_PID=""
+GW_PIDS=()
+BACKEND_PID=""
 NGINX_PID=""
 
 stop_pid() { # stop_pid PID: TERM, wait up to 10 s, then KILL
@@ -75,7 +86,9 @@ stop_pid() { # stop_pid PID: TERM, wait up to 10 s, then KILL
 
 cleanup() {
     local rc=$?
-    stop_pid "$GW_PID"
+    local pid
+    for pid in "${GW_PIDS[@]}"; do stop_pid "$pid"; done
+    stop_pid "$BACKEND_PID"
     stop_pid "$NGINX_PID"
     if [[ ${KEEP_SCRATCH:-0} == 1 ]]; then
         log "scratch kept at $SCRATCH"
@@ -166,23 +179,40 @@ NGINX_URL="http://127.0.0.1:$NGINX_PORT/file.txt"
 wait_http "$NGINX_URL"
 log "nginx on 127.0.0.1:$NGINX_PORT, master $NGINX_PID"
 
-# --- gateway ----------------------------------------------------------------------------------------
-GW_PORT=$(free_port)
-# The demo keeps files already in the storage directory, so job 104's archive is ours.
-RUST_LOG=$GW_LOG "$BIN" --demo --listen "127.0.0.1:$GW_PORT" --storage-dir "$SCRATCH/store" \
-    >"$SCRATCH/gateway.log" 2>&1 &
-GW_PID=$!
-GW_URL="http://127.0.0.1:$GW_PORT$ENTRY_PATH"
-# Warm: the first request opens the archive (tail read, directory read, index into the
-# cache); it also checks the content.
-t0=$(date +%s%N)
-wait_http "$GW_URL"
-got=$(curl -s --max-time 30 "$GW_URL" | sha256sum | cut -d' ' -f1)
-[[ $got == "$SUM" ]] || die "gateway answered other bytes than the entry for $ENTRY"
+# --- sample backend and gateways --------------------------------------------------------------
+BACKEND_PORT=$(free_port)
+"$BIN" sample-backend --listen "127.0.0.1:$BACKEND_PORT" >"$SCRATCH/backend.log" 2>&1 &
+BACKEND_PID=$!
+wait_http "http://127.0.0.1:$BACKEND_PORT/api/v4/projects/1/jobs/104"
+SERVERS=(gw gw-cold)
+[[ -n ${BASE_BIN:-} ]] && SERVERS+=(base)
+SERVERS+=(ng)
+declare -A URL PIDS_OF
+URL[ng]=$NGINX_URL
+PIDS_OF[ng]="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"
+start_gateway() { # start_gateway NAME BINARY EXTRA-TOML: a gateway on its own port
+    local name=$1 bin=$2 extra=$3 port got
+    port=$(free_port)
+    printf '%s\n' "listen = \"127.0.0.1:$port\"" "[log]" "filter = \"$GW_LOG\"" \
+        "[upstream]" "url = \"http://127.0.0.1:$BACKEND_PORT\"" \
+        "[storage]" "url = \"file://$SCRATCH/store\"" "$extra" >"$SCRATCH/$name.toml"
+    "$bin" --config "$SCRATCH/$name.toml" >"$SCRATCH/$name.log" 2>&1 &
+    GW_PIDS+=("$!")
+    PIDS_OF[$name]=$!
+    URL[$name]="http://127.0.0.1:$port$ENTRY_PATH"
+    # Warm: the first request opens the archive (tail read, directory read, index into the
+    # cache); it also checks the content.
+    wait_http "${URL[$name]}"
+    got=$(curl -s --max-time 30 "${URL[$name]}" | sha256sum | cut -d' ' -f1)
+    [[ $got == "$SUM" ]] || die "$name answered other bytes than the entry for $ENTRY"
+    log "$name on 127.0.0.1:$port, pid ${PIDS_OF[$name]} ($bin)"
+}
+start_gateway gw "$BIN" ""
+start_gateway gw-cold "$BIN" $'[zip]\nhot_entry_cache_bytes = 0'
+if [[ -n ${BASE_BIN:-} ]]; then start_gateway base "$BASE_BIN" ""; fi
 got=$(curl -s --max-time 30 "$NGINX_URL" | sha256sum | cut -d' ' -f1)
 [[ $got == "$SUM" ]] || die "nginx answered other bytes than the file"
-log "gateway on 127.0.0.1:$GW_PORT, pid $GW_PID; start + first (opening) request took $((($(date +%s%N) - t0) / 1000000)) ms"
-curl -s -o /dev/null -D - --max-time 30 "$GW_URL" | tr -d '\r' | grep -v '^$' | sed 's/^/    /' >"$SCRATCH/gw-headers.txt"
+curl -s -o /dev/null -D - --max-time 30 "${URL[gw]}" | tr -d '\r' | grep -v '^$' | sed 's/^/    /' >"$SCRATCH/gw-headers.txt"
 
 # --- wrk rounds ----------------------------------------------------------------------------------------
 one_run() { # one_run URL OUT: a bounded wrk run; fails on errors or non-2xx answers
@@ -208,13 +238,12 @@ cpu_ticks() { # cpu_ticks PID...: "user sys" clock ticks of the processes (all t
     echo "$u $s"
 }
 CLK_TCK=$(getconf CLK_TCK)
-mapfile -t NGINX_WORKERS < <(pgrep -P "$NGINX_PID")
-NGINX_PIDS=("$NGINX_PID" "${NGINX_WORKERS[@]}")
-
+N=${#SERVERS[@]}
 for ((r = 1; r <= ROUNDS; r++)); do
-    if ((r % 2)); then order="gw ng"; else order="ng gw"; fi
-    for who in $order; do
-        if [[ $who == gw ]]; then url=$GW_URL; pids=("$GW_PID"); else url=$NGINX_URL; pids=("${NGINX_PIDS[@]}"); fi
+    for ((k = 0; k < N; k++)); do
+        who=${SERVERS[$(((k + r - 1) % N))]}
+        url=${URL[$who]}
+        read -r -a pids <<<"${PIDS_OF[$who]}"
         out="$SCRATCH/wrk.$who.$r"
         read -r u0 s0 < <(cpu_ticks "${pids[@]}")
         one_run "$url" "$out"
@@ -227,26 +256,26 @@ for ((r = 1; r <= ROUNDS; r++)); do
     done
 done
 
-GW_MED=$(median <"$SCRATCH/rps.gw")
 NG_MED=$(median <"$SCRATCH/rps.ng")
-GW_RSS=$(awk '/^VmHWM/ {print $2}' "/proc/$GW_PID/status")
 {
     echo
     echo "== results =="
     cat "$SCRATCH/machine.txt"
     echo "archive: $ENTRIES deflated entries (Python zipfile, level 6), $(stat -c %s "$SCRATCH/store/1/104/artifacts.zip") bytes; entry $ENTRY: 1000 bytes"
-    echo "wrk -t$THREADS -c$CONNS -d${DURATION}s --latency, $ROUNDS runs per server, alternated; gateway RUST_LOG=$GW_LOG"
-    printf '%-32s %-12s %s\n' "" "median req/s" "per run (req/s; p50 / p99 latency; server CPU us/request, user+sys / user)"
-    for who in gw ng; do
-        if [[ $who == gw ]]; then label="gateway GET $ENTRY"; med=$GW_MED; else label="nginx GET /file.txt (1000 B)"; med=$NG_MED; fi
+    echo "wrk -t$THREADS -c$CONNS -d${DURATION}s --latency, $ROUNDS runs per server, order rotated each round; gateway log filter $GW_LOG"
+    printf '%-9s %-12s %-9s %s\n' "server" "median req/s" "/ nginx" "per run (req/s; p50 / p99 latency; server CPU us/request, user+sys / user)"
+    for who in "${SERVERS[@]}"; do
+        med=$(median <"$SCRATCH/rps.$who")
         runs=""
         for ((r = 1; r <= ROUNDS; r++)); do
             runs+="$(rps "$SCRATCH/wrk.$who.$r") ($(p "$SCRATCH/wrk.$who.$r" 50%) / $(p "$SCRATCH/wrk.$who.$r" 99%); $(tr ' ' / <"$SCRATCH/wrk.$who.$r.cpu"))  "
         done
-        printf '%-32s %-12s %s\n' "$label" "$med" "$runs"
+        printf '%-9s %-12s %-9s %s\n' "$who" "$med" "$(awk -v g="$med" -v n="$NG_MED" 'BEGIN {printf "%.2f", g / n}')" "$runs"
     done
-    echo "gateway / nginx: $(awk -v g="$GW_MED" -v n="$NG_MED" 'BEGIN {printf "%.2f", g / n}')"
-    echo "gateway VmHWM: $(awk -v k="$GW_RSS" 'BEGIN {printf "%.1f", k / 1024}') MiB, threads at end: $(awk '/^Threads/ {print $2}' "/proc/$GW_PID/status")"
+    for who in "${SERVERS[@]}"; do
+        [[ $who == ng ]] && continue
+        echo "$who VmHWM: $(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/${PIDS_OF[$who]}/status") MiB, threads at end: $(awk '/^Threads/ {print $2}' "/proc/${PIDS_OF[$who]}/status")"
+    done
     echo "gateway response headers:"
     cat "$SCRATCH/gw-headers.txt"
     echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

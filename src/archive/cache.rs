@@ -32,6 +32,8 @@ use crate::storage::{Location, Storage, StorageError};
 
 /// An open archive: its index and what the opening read brought in.
 pub struct Archive {
+    /// Unique to this open of one object version, for caches keyed by it ([`super::hot`]).
+    pub id: u64,
     pub index: ZipIndex,
     /// The ETag the index was built from, as the store spells it (for a URL without an
     /// ETag, a validator made from size and `Last-Modified`); every read is pinned to it.
@@ -55,6 +57,8 @@ impl Archive {
         u32::try_from(self.index.heap_bytes() + self.tail.len() + 256).unwrap_or(u32::MAX)
     }
 }
+
+static NEXT_ARCHIVE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Why an archive could not be opened.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -204,6 +208,7 @@ async fn open(
                     Location::Url(_) => meta.validator(),
                 };
                 return Ok(Archive {
+                    id: NEXT_ARCHIVE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                     index,
                     etag,
                     size: meta.size,

@@ -32,6 +32,7 @@ use crate::storage::StorageError;
 pub const OUT_CHUNK: usize = 64 * 1024;
 
 mod decode;
+pub mod small;
 pub use decode::{decoder, xz_dictionary, zstd_window, STREAM_BUFFERS};
 
 /// Why an entry cannot be served.
@@ -73,6 +74,9 @@ pub enum EntryError {
     Storage(#[from] StorageError),
     #[error("reading the entry: {0}")]
     Io(String),
+    /// Decoded bytes that fail the size or CRC-32 check (small entries, checked whole).
+    #[error("{0}")]
+    Corrupt(String),
 }
 
 impl EntryError {

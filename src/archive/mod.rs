@@ -8,9 +8,11 @@
 //! - [`budget`]: the memory budget decoders and archive opens share, and the cap on one
 //!   decoder's dictionary or window.
 //! - [`entry`]: one entry's bytes: local header, decoding, CRC-32 and size verification
-//!   with the last chunk held back.
+//!   with the last chunk held back; small entries decoded in one piece.
+//! - [`hot`]: the byte-bounded cache of hot small entries, decoded.
 
 pub mod budget;
 pub mod cache;
 pub mod entry;
+pub mod hot;
 pub mod index;

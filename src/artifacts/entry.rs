@@ -14,6 +14,11 @@
 //! and the local header must agree with the directory (`entry::data_span`). A range of a
 //! compressed entry stops decoding once it is served, so a size lie past the range goes
 //! unseen there (what is served is still the entry's own bytes, decoded).
+//!
+//! Small entries (stored or deflated, up to `small::SMALL_ENTRY` both ways) are read whole
+//! and decoded in one piece, checked before the first byte (so a bad one is a 502, not an
+//! aborted body), and kept as hot entries ([`crate::archive::hot`]): asked again, whole or
+//! a range, they cost no storage read until they age out or the archive is reopened.
 
 use std::ops::Range;
 
@@ -28,7 +33,7 @@ use object_store::GetRange;
 use super::content::{self, FileEndpoint};
 use super::Artifacts;
 use crate::archive::cache::{Archive, OpenError};
-use crate::archive::entry::{self, EntryError, Verified, Window};
+use crate::archive::entry::{self, small, EntryError, Verified, Window};
 use crate::archive::index::{EntryInfo, Method as ZipMethod, ZipError};
 use crate::error::{GatewayError, Stop};
 use crate::http_util::body::{self, Body};
@@ -205,6 +210,23 @@ impl Artifacts {
         info: &EntryInfo,
         selected: Option<Range<u64>>,
     ) -> Result<BoxStream<'static, std::io::Result<Bytes>>, Failure> {
+        // A range of a stored entry that is not hot reads just that range (below).
+        let stored_range = info.method == ZipMethod::Stored && selected.is_some();
+        if small::fits(info) {
+            let bytes = match self.hot.get(archive, info) {
+                Some(bytes) => Some(bytes),
+                None if stored_range => None,
+                None => Some(self.small_entry(archive, path, name, info).await?),
+            };
+            if let Some(bytes) = bytes {
+                let bytes = match selected {
+                    // Within the entry: `range::resolve` bounds it by the declared size.
+                    Some(range) => bytes.slice(range.start as usize..range.end as usize),
+                    None => bytes,
+                };
+                return Ok(futures_util::stream::once(async move { Ok(bytes) }).boxed());
+            }
+        }
         if let (ZipMethod::Stored, Some(range)) = (info.method, &selected) {
             return self.stored_range(archive, path, info, range.clone()).await;
         }
@@ -219,6 +241,32 @@ impl Artifacts {
             Some(range) => Window::new(verified, range).boxed(),
             None => verified,
         })
+    }
+
+    /// A small entry whole, decoded and verified, kept as a hot entry: one bounded read
+    /// (two for a local header over [`small::first_read`]'s slack), or none when the
+    /// cached tail holds it.
+    async fn small_entry(
+        &self,
+        archive: &Archive,
+        path: &Location,
+        name: &str,
+        info: &EntryInfo,
+    ) -> Result<Bytes, Failure> {
+        let first = small::first_read(info);
+        let raw = collect(self.read(archive, path, first.clone()).await?).await?;
+        let span = small::stored_span(&raw, info)?;
+        let data = if span.end <= first.end {
+            let at = |offset: u64| (offset - first.start) as usize;
+            raw.slice(at(span.start)..at(span.end))
+        } else {
+            // A long local header: read the entry's own bytes (`span` is checked to lie in
+            // `[local header, data_end)`, and is at most `SMALL_ENTRY` long).
+            collect(self.read(archive, path, span).await?).await?
+        };
+        let bytes = small::decode(data, info, &format!("{path}:{name}"))?;
+        self.hot.insert(archive, info, &bytes);
+        Ok(bytes)
     }
 
     /// A range of a stored entry is a range of the object: read just that.
@@ -275,10 +323,20 @@ impl Artifacts {
     }
 }
 
+/// A read's bytes in one buffer; a read of one chunk (the cached tail, a small local read)
+/// is not copied.
 async fn collect(
     mut stream: BoxStream<'static, Result<Bytes, StorageError>>,
 ) -> Result<Bytes, Failure> {
-    let mut bytes = Vec::new();
+    let Some(first) = stream.next().await else {
+        return Ok(Bytes::new());
+    };
+    let first = first.map_err(EntryError::Storage)?;
+    let Some(second) = stream.next().await else {
+        return Ok(first);
+    };
+    let mut bytes = Vec::from(first);
+    bytes.extend_from_slice(&second.map_err(EntryError::Storage)?);
     while let Some(chunk) = stream.next().await {
         bytes.extend_from_slice(&chunk.map_err(EntryError::Storage)?);
     }

@@ -21,6 +21,7 @@ use http::{HeaderValue, Response};
 
 use crate::archive::budget::MemoryBudget;
 use crate::archive::cache::ArchiveCache;
+use crate::archive::hot::HotEntries;
 use crate::archive::index::IndexLimits;
 use crate::config::Config;
 use crate::error::{GatewayError, Stop};
@@ -56,6 +57,8 @@ pub struct Artifacts {
     pub source: Source,
     pub storage: Storage,
     pub archives: ArchiveCache,
+    /// Hot small entries, decoded (`zip.hot_entry_cache_bytes`).
+    pub hot: HotEntries,
 }
 
 impl Artifacts {
@@ -80,6 +83,7 @@ impl Artifacts {
             source: Source::new(config, Arc::clone(metrics)),
             storage,
             archives,
+            hot: HotEntries::new(zip.hot_entry_cache_bytes, metrics),
         }
     }
 

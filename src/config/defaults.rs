@@ -59,6 +59,7 @@ impl Default for StorageConfig {
             redirect_downloads: false,
             presign_ttl: Duration::from_secs(5 * 60),
             ca_file: None,
+            open_files: 256,
         }
     }
 }
@@ -83,6 +84,7 @@ impl fmt::Debug for StorageConfig {
             redirect_downloads,
             presign_ttl,
             ca_file,
+            open_files,
         } = self;
         // Option values may be credentials (`azure_storage_access_key`, …): keys only.
         let redacted = Secret::new("");
@@ -105,6 +107,7 @@ impl fmt::Debug for StorageConfig {
             .field("redirect_downloads", redirect_downloads)
             .field("presign_ttl", presign_ttl)
             .field("ca_file", ca_file)
+            .field("open_files", open_files)
             .finish()
     }
 }
@@ -123,6 +126,7 @@ impl Default for ZipConfig {
             // One open of a maximal directory (256 MiB, 1.2 times that to parse) beside
             // three decoders at the cap, or about 1,600 deflate streams.
             memory_budget: 512 * MIB,
+            hot_entry_cache_bytes: 8 * MIB,
         }
     }
 }

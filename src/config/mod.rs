@@ -209,6 +209,10 @@ pub struct StorageConfig {
     /// roots (a private CA in front of MinIO, Ceph, …). Checked at load time to hold at least
     /// one certificate.
     pub ca_file: Option<PathBuf>,
+    /// Local files (`file://`) kept open between reads, most recently used first: an archive
+    /// read again needs no `open` and no path lookup. 0 opens every read anew. Each costs
+    /// a file descriptor while it is kept; unused ones close after a minute.
+    pub open_files: u64,
 }
 
 /// `[artifacts]`: artifact routes served by the gateway itself.
@@ -280,6 +284,10 @@ pub struct ZipConfig {
     /// Total memory entry decoders and archive opens may hold at once; past it requests get
     /// 503 + `Retry-After` at once. At least `max_decoder_memory`.
     pub memory_budget: u64,
+    /// Bytes of small decoded entries (up to 64 KiB each) kept in memory, keyed by the
+    /// open archive (object and ETag) they were read from: a hot small file is answered
+    /// without any storage read. 0 keeps none.
+    pub hot_entry_cache_bytes: u64,
 }
 
 impl TlsConfig {

@@ -24,6 +24,8 @@ use super::{
 const MIN_HEADER_BYTES: usize = 8192;
 /// Upper bound on `server.max_header_bytes`: it is allocated per connection, so it bounds memory.
 const MAX_HEADER_BYTES: usize = MIB as usize;
+/// Most local files `storage.open_files` may keep open.
+const MAX_OPEN_FILES: u64 = 65_536;
 /// Bounds of `storage.presign_ttl`; 7 days is the longest an S3 (SigV4) presigned URL lives.
 const MIN_PRESIGN_TTL: Duration = Duration::from_secs(1);
 const MAX_PRESIGN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -115,6 +117,7 @@ struct RawStorage {
     redirect_downloads: Option<bool>,
     presign_ttl: Option<Dur>,
     ca_file: Option<String>,
+    open_files: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -146,6 +149,7 @@ struct RawZip {
     max_directory_bytes: Option<Size>,
     max_decoder_memory: Option<Size>,
     memory_budget: Option<Size>,
+    hot_entry_cache_bytes: Option<Size>,
 }
 
 impl RawConfig {

@@ -20,9 +20,10 @@
 
 use std::fs::File;
 use std::future::Future;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::ops::Range;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
@@ -32,8 +33,6 @@ use tokio::task::JoinHandle;
 /// Bytes read per blocking task. Memory per download: at most two chunks (one being
 /// written to the client, one read ahead), 512 KiB.
 pub const CHUNK: u64 = 256 * 1024;
-
-type PendingRead = JoinHandle<(File, io::Result<Bytes>)>;
 
 /// Which version of a file an open handle is: what `fstat` says at open time. Any write,
 /// truncation or `utimensat` changes the ctime, which user space cannot set back.
@@ -117,86 +116,279 @@ pub struct Changed {
     pub what: &'static str,
 }
 
+/// An open local file and the version it was opened at, shared by every read of it: a
+/// warm archive is read without an open or a path lookup. Reads are positional (`pread`),
+/// so any number of streams share the one descriptor.
+#[derive(Debug)]
+pub struct OpenFile {
+    file: File,
+    pub pin: FilePin,
+    pub last_modified: chrono::DateTime<chrono::Utc>,
+}
+
+impl OpenFile {
+    pub fn new(file: File, pin: FilePin, last_modified: chrono::DateTime<chrono::Utc>) -> Self {
+        Self {
+            file,
+            pin,
+            last_modified,
+        }
+    }
+
+    /// What changed since the file was opened (`fstat` of the handle), if anything. A
+    /// rename over the path or an unlink changes the old inode's ctime too (its link count
+    /// drops), so a kept handle of a replaced file is caught here as well.
+    pub fn changed(&self) -> io::Result<Option<&'static str>> {
+        let meta = self.file.metadata()?;
+        if unlinked(&meta) {
+            return Ok(Some("link count"));
+        }
+        Ok(self.pin.changed(&FilePin::from_metadata(&meta)))
+    }
+
+    /// Size and validators of the version opened.
+    pub fn meta(&self) -> super::Meta {
+        super::Meta {
+            size: self.pin.size,
+            etag: Some(self.pin.etag()),
+            last_modified: Some(self.last_modified),
+        }
+    }
+
+    /// `range` (at most [`SMALL_READ`] bytes) in one buffer. From the page cache it is read
+    /// on the calling thread (`RWF_NOWAIT`): no blocking-pool hop. What the page cache does
+    /// not hold is read on a blocking thread. Fails if the file changed, checked after the
+    /// read.
+    pub async fn read_small(self: &Arc<Self>, range: Range<u64>) -> io::Result<Bytes> {
+        debug_assert!(range.end - range.start <= SMALL_READ);
+        if let Some(bytes) = read_cached(&self.file, range.clone())? {
+            self.check()?;
+            return Ok(bytes);
+        }
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || this.read_checked(range))
+            .await
+            .map_err(io::Error::other)?
+    }
+
+    /// `range`, blocking, then the version check: a write that began before the read ended
+    /// has stamped the file. A read that failed (a truncated file) is explained by the
+    /// change too.
+    fn read_checked(&self, range: Range<u64>) -> io::Result<Bytes> {
+        let read = read_at(&self.file, range);
+        match self.changed() {
+            Ok(Some(what)) => Err(io::Error::other(Changed { what })),
+            Ok(None) => read,
+            Err(error) => read.and(Err(error)),
+        }
+    }
+
+    fn check(&self) -> io::Result<()> {
+        match self.changed()? {
+            Some(what) => Err(io::Error::other(Changed { what })),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Whether no path names the file any more (removed, or replaced by a rename).
+#[cfg(unix)]
+fn unlinked(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    meta.nlink() == 0
+}
+
+#[cfg(not(unix))]
+fn unlinked(_meta: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// Local files kept open, by key: at most `storage.open_files` descriptors, least recently
+/// used closed first, and any unused for [`OPEN_FILE_IDLE`] closed. A kept file is only
+/// used while it is still the version it was opened at (`OpenFile::changed`); a stream
+/// already reading one keeps its own reference when it is dropped from here.
+pub struct OpenFiles {
+    files: Option<moka::sync::Cache<object_store::path::Path, Arc<OpenFile>>>,
+}
+
+/// How long a kept file may go unread before it is closed.
+pub const OPEN_FILE_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl OpenFiles {
+    pub fn new(capacity: u64) -> Self {
+        let files = (capacity > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_idle(OPEN_FILE_IDLE)
+                .build()
+        });
+        Self { files }
+    }
+
+    pub fn get(&self, path: &object_store::path::Path) -> Option<Arc<OpenFile>> {
+        self.files.as_ref()?.get(path)
+    }
+
+    /// The kept file at `path` if it is still the version opened; a changed one is closed.
+    pub fn current(&self, path: &object_store::path::Path) -> Option<Arc<OpenFile>> {
+        let file = self.get(path)?;
+        match file.changed() {
+            Ok(None) => Some(file),
+            _ => {
+                self.forget(path);
+                None
+            }
+        }
+    }
+
+    pub fn keep(&self, path: &object_store::path::Path, file: &Arc<OpenFile>) {
+        if let Some(files) = &self.files {
+            files.insert(path.clone(), Arc::clone(file));
+            // Evict now, not at moka's next maintenance: the bound is on descriptors.
+            files.run_pending_tasks();
+        }
+    }
+
+    pub fn forget(&self, path: &object_store::path::Path) {
+        if let Some(files) = &self.files {
+            files.invalidate(path);
+        }
+    }
+
+    /// Files kept open now (after pending evictions).
+    pub fn count(&self) -> u64 {
+        self.files.as_ref().map_or(0, |files| {
+            files.run_pending_tasks();
+            files.entry_count()
+        })
+    }
+}
+
+/// Largest read answered in one buffer by [`OpenFile::read_small`], and the most it reads on
+/// a runtime thread: an entry of up to this size is one read and no chunking.
+pub const SMALL_READ: u64 = 64 * 1024;
+
+/// `range` of `file`, exactly, read into fresh memory without zeroing it first (zeroing a
+/// buffer per chunk showed up as page-fault time in profiles). A file that ends early is an
+/// error, not a short read.
+fn read_at(file: &File, range: Range<u64>) -> io::Result<Bytes> {
+    let len = usize::try_from(range.end - range.start)
+        .map_err(|_| io::Error::other("chunk larger than memory"))?;
+    let mut buffer = Vec::with_capacity(len);
+    while buffer.len() < len {
+        let offset = range.start + buffer.len() as u64;
+        let want = len - buffer.len();
+        let read = pread_into(file, &mut buffer, want, offset)?;
+        if read == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(Bytes::from(buffer))
+}
+
+#[cfg(unix)]
+fn pread_into(file: &File, buffer: &mut Vec<u8>, want: usize, offset: u64) -> io::Result<usize> {
+    let start = buffer.len();
+    buffer.reserve_exact(want);
+    let read = rustix::io::pread(file, rustix::buffer::spare_capacity(buffer), offset)?;
+    // The spare capacity may exceed what was asked; keep only the range.
+    buffer.truncate(start + want);
+    Ok(read.min(want))
+}
+
+#[cfg(windows)]
+fn pread_into(file: &File, buffer: &mut Vec<u8>, want: usize, offset: u64) -> io::Result<usize> {
+    use std::os::windows::fs::FileExt;
+    let start = buffer.len();
+    buffer.resize(start + want, 0);
+    let read = file.seek_read(&mut buffer[start..], offset);
+    buffer.truncate(start + *read.as_ref().unwrap_or(&0));
+    read
+}
+
+/// `range` if the page cache holds all of it, read without blocking (`preadv2` with
+/// `RWF_NOWAIT`); `None` when any of it would need the disk.
+#[cfg(target_os = "linux")]
+fn read_cached(file: &File, range: Range<u64>) -> io::Result<Option<Bytes>> {
+    use rustix::io::{preadv2, Errno, ReadWriteFlags};
+    let len = (range.end - range.start) as usize;
+    let mut buffer = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        let slice = &mut [io::IoSliceMut::new(&mut buffer[filled..])];
+        match preadv2(
+            file,
+            slice,
+            range.start + filled as u64,
+            ReadWriteFlags::NOWAIT,
+        ) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(read) => filled += read,
+            // EAGAIN: not in the page cache; EOPNOTSUPP: a filesystem without it.
+            Err(Errno::AGAIN | Errno::OPNOTSUPP | Errno::INVAL) => return Ok(None),
+            Err(Errno::INTR) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(Some(Bytes::from(buffer)))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_cached(_file: &File, _range: Range<u64>) -> io::Result<Option<Bytes>> {
+    Ok(None)
+}
+
+type PendingRead = JoinHandle<io::Result<Bytes>>;
+
 pub struct FileChunks {
-    /// The file, while no read is in flight.
-    file: Option<File>,
+    file: Arc<OpenFile>,
     next: u64,
     end: u64,
     pending: Option<PendingRead>,
-    pin: FilePin,
 }
 
 impl FileChunks {
-    /// Read `range` of `file`, failing as soon as the file no longer matches `pin`.
-    pub fn new(file: File, range: Range<u64>, pin: FilePin) -> Self {
+    /// Read `range` of `file`, failing as soon as the file no longer matches its pin.
+    pub fn new(file: Arc<OpenFile>, range: Range<u64>) -> Self {
         Self {
-            file: Some(file),
+            file,
             next: range.start,
             end: range.end,
             pending: None,
-            pin,
         }
     }
 
     /// Start reading the next chunk, if any remains and no read is in flight.
     fn start_read(&mut self) {
-        if self.next >= self.end {
+        if self.next >= self.end || self.pending.is_some() {
             return;
         }
-        let Some(mut file) = self.file.take() else {
-            return;
-        };
         let offset = self.next;
         let len = (self.end - offset).min(CHUNK);
         self.next += len;
-        let pin = self.pin;
+        let file = Arc::clone(&self.file);
         self.pending = Some(tokio::task::spawn_blocking(move || {
-            let read = read_exact_at(&mut file, offset, len);
-            // After the read: a write that began before it ended has stamped the file. A
-            // read that failed (a truncated file) is explained by the change too.
-            let result = match FilePin::of(&file).map(|now| pin.changed(&now)) {
-                Ok(Some(what)) => Err(io::Error::other(Changed { what })),
-                Ok(None) => read,
-                Err(error) => read.and(Err(error)),
-            };
-            (file, result)
+            file.read_checked(offset..offset + len)
         }));
     }
-}
-
-fn read_exact_at(file: &mut File, offset: u64, len: u64) -> io::Result<Bytes> {
-    let len = usize::try_from(len).map_err(|_| io::Error::other("chunk larger than memory"))?;
-    file.seek(SeekFrom::Start(offset))?;
-    // `read_to_end` fills spare capacity without zeroing it first (zeroing a fresh buffer
-    // per chunk showed up as page-fault time in profiles).
-    let mut buffer = Vec::with_capacity(len);
-    file.take(len as u64).read_to_end(&mut buffer)?;
-    if buffer.len() < len {
-        // A file that shrank under us is an error, not a short body.
-        return Err(io::ErrorKind::UnexpectedEof.into());
-    }
-    Ok(Bytes::from(buffer))
 }
 
 impl Stream for FileChunks {
     type Item = io::Result<Bytes>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.pending.is_none() {
-            self.start_read();
-        }
+        self.start_read();
         let Some(pending) = self.pending.as_mut() else {
             return Poll::Ready(None);
         };
         let joined = ready!(Pin::new(pending).poll(cx));
         self.pending = None;
         match joined {
-            Ok((file, Ok(chunk))) => {
-                self.file = Some(file);
+            Ok(Ok(chunk)) => {
                 self.start_read();
                 Poll::Ready(Some(Ok(chunk)))
             }
-            Ok((_, Err(error))) => {
+            Ok(Err(error)) => {
                 self.next = self.end;
                 Poll::Ready(Some(Err(error)))
             }
@@ -212,6 +404,10 @@ impl Stream for FileChunks {
 mod tests {
     use super::*;
     use futures_util::TryStreamExt;
+
+    fn open(file: File, pin: FilePin) -> Arc<OpenFile> {
+        Arc::new(OpenFile::new(file, pin, chrono::Utc::now()))
+    }
 
     fn temp_file(bytes: &[u8]) -> (std::path::PathBuf, File) {
         let path = std::env::temp_dir().join(format!(
@@ -239,7 +435,7 @@ mod tests {
         ] {
             let file = File::open(&path).unwrap();
             let pin = FilePin::of(&file).unwrap();
-            let chunks: Vec<Bytes> = FileChunks::new(file, range.clone(), pin)
+            let chunks: Vec<Bytes> = FileChunks::new(open(file, pin), range.clone())
                 .try_collect()
                 .await
                 .unwrap();
@@ -256,8 +452,9 @@ mod tests {
     async fn a_file_shorter_than_the_range_is_an_error_not_a_short_body() {
         let (path, file) = temp_file(&[7u8; 1000]);
         let pin = FilePin::of(&file).unwrap();
-        let result: io::Result<Vec<Bytes>> =
-            FileChunks::new(file, 0..2000, pin).try_collect().await;
+        let result: io::Result<Vec<Bytes>> = FileChunks::new(open(file, pin), 0..2000)
+            .try_collect()
+            .await;
         assert_eq!(result.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
         std::fs::remove_file(path).unwrap();
     }
@@ -269,7 +466,7 @@ mod tests {
         let data = vec![1u8; CHUNK as usize * 4];
         let (path, file) = temp_file(&data);
         let pin = FilePin::of(&file).unwrap();
-        let mut chunks = FileChunks::new(file, 0..data.len() as u64, pin);
+        let mut chunks = FileChunks::new(open(file, pin), 0..data.len() as u64);
         let first = chunks.next().await.unwrap().unwrap();
         assert_eq!(first.len() as u64, CHUNK);
         // Same size, same inode, mtime put back: only the ctime tells.

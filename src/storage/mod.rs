@@ -24,6 +24,7 @@ pub mod file;
 mod object;
 pub mod remote;
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,6 +58,8 @@ pub struct Storage {
     presign_ttl: Duration,
     /// `file://` storage: validators are computed here, from the open file (see above).
     local: bool,
+    /// `file://` storage: files kept open between reads (`storage.open_files`).
+    open_files: file::OpenFiles,
 }
 
 impl Storage {
@@ -113,6 +116,7 @@ impl Storage {
                 .url
                 .get(..7)
                 .is_some_and(|scheme| scheme.eq_ignore_ascii_case("file://")),
+            open_files: file::OpenFiles::new(config.open_files),
         }
     }
 
@@ -120,6 +124,11 @@ impl Storage {
     pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
         self.remote.set_metrics(Arc::clone(&metrics));
         self.metrics = metrics;
+    }
+
+    /// Local files kept open now (`storage.open_files`).
+    pub fn open_files(&self) -> u64 {
+        self.open_files.count()
     }
 
     /// Whether a store is configured (storage mode).
@@ -149,6 +158,9 @@ impl Storage {
                 Location::Url(object) => return self.remote.head(object).await,
             };
             self.metrics.storage_request(ReadKind::Head);
+            if let Some(file) = self.open_files.current(path) {
+                return Ok(file.meta());
+            }
             if !self.local {
                 return self
                     .store()?
@@ -168,7 +180,9 @@ impl Storage {
                 .await
                 .map_err(classify)?;
             match result.payload {
-                GetResultPayload::File(file, _) => Ok(pinned_meta(&file, &result.meta)?.0),
+                GetResultPayload::File(file, _) => {
+                    Ok(self.keep_open(path, file, &result.meta)?.meta())
+                }
                 GetResultPayload::Stream(_) => Ok(Meta::from(&result.meta)),
             }
         };
@@ -201,6 +215,24 @@ impl Storage {
             let store = self.store()?;
             self.metrics.storage_request(kind);
             let timer = self.metrics.storage_read_seconds.start_timer();
+            if let Some(file) = self.open_files.get(path) {
+                match self
+                    .read_open(kind, &file, range.clone(), if_match.as_deref())
+                    .await
+                {
+                    Ok(object) => {
+                        timer.observe_duration();
+                        return Ok(object);
+                    }
+                    // Replaced, removed or rewritten since it was opened: open the path anew.
+                    Err(StorageError::PreconditionFailed)
+                        if file.changed().ok().flatten().is_some() =>
+                    {
+                        self.open_files.forget(path);
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
             let options = GetOptions {
                 range: range.clone(),
                 // Local ETags are ours: compared below, not by the store.
@@ -215,11 +247,8 @@ impl Storage {
             let range = result.range.clone();
             let (meta, body) = match result.payload {
                 GetResultPayload::File(file, _) => {
-                    let (meta, pin) = pinned_meta(&file, &result.meta)?;
-                    let body = file::FileChunks::new(file, range.clone(), pin)
-                        .map(|chunk| chunk.map_err(|e| file_error(&e)))
-                        .boxed();
-                    (meta, body)
+                    let file = self.keep_open(path, file, &result.meta)?;
+                    (file.meta(), file_body(&file, range.clone()))
                 }
                 GetResultPayload::Stream(stream) => (
                     Meta::from(&result.meta),
@@ -229,20 +258,79 @@ impl Storage {
             if self.local && !etag_matches(if_match.as_deref(), meta.etag.as_deref()) {
                 return Err(StorageError::PreconditionFailed);
             }
-            let metrics = Arc::clone(&self.metrics);
-            let body = body
-                .inspect(move |chunk| {
-                    if let Ok(chunk) = chunk {
-                        metrics.storage_read(kind, chunk.len() as u64);
-                    }
-                })
-                .boxed();
-            let body = ExactLength::new(body, range.end - range.start).boxed();
-            Ok(Object { meta, range, body })
+            Ok(self.object(kind, meta, range, body))
         };
         let object = read.instrument(span.clone()).await?;
         span.record("bytes", object.range.end - object.range.start);
         Ok(object)
+    }
+
+    /// The object handed out: its body counted as read and held to the range's length.
+    fn object(&self, kind: ReadKind, meta: Meta, range: Range<u64>, body: ByteStream) -> Object {
+        let metrics = Arc::clone(&self.metrics);
+        let body = body
+            .inspect(move |chunk| {
+                if let Ok(chunk) = chunk {
+                    metrics.storage_read(kind, chunk.len() as u64);
+                }
+            })
+            .boxed();
+        let body = ExactLength::new(body, range.end - range.start).boxed();
+        Object { meta, range, body }
+    }
+
+    /// A local file just opened by the store, pinned and kept open for later reads.
+    fn keep_open(
+        &self,
+        path: &Path,
+        file: std::fs::File,
+        meta: &ObjectMeta,
+    ) -> Result<Arc<file::OpenFile>, StorageError> {
+        self.metrics.file_opens.inc();
+        let (_, pin) = pinned_meta(&file, meta)?;
+        let file = Arc::new(file::OpenFile::new(file, pin, meta.last_modified));
+        self.open_files.keep(path, &file);
+        Ok(file)
+    }
+
+    /// `range` of a local file kept open: no open, no path lookup. A small range is read
+    /// before this returns (from the page cache without leaving this thread), so a file
+    /// replaced since it was opened is found here and the caller opens the path anew; a
+    /// larger one is checked with one `fstat` first. Either way the bytes come from the
+    /// version the pin names, or the read fails.
+    async fn read_open(
+        &self,
+        kind: ReadKind,
+        file: &Arc<file::OpenFile>,
+        range: Option<GetRange>,
+        if_match: Option<&str>,
+    ) -> Result<Object, StorageError> {
+        let size = file.pin.size;
+        let range = match range {
+            None => 0..size,
+            Some(range) => range
+                .as_range(size)
+                .map_err(|_| StorageError::RangeNotSatisfiable { size })?,
+        };
+        let meta = file.meta();
+        if !etag_matches(if_match, meta.etag.as_deref()) {
+            return Err(StorageError::PreconditionFailed);
+        }
+        let stale =
+            |e: std::io::Error| match e.get_ref().and_then(|e| e.downcast_ref::<file::Changed>()) {
+                Some(_) => StorageError::PreconditionFailed,
+                None => file_error(&e),
+            };
+        let body = if range.end - range.start <= file::SMALL_READ {
+            let bytes = file.read_small(range.clone()).await.map_err(stale)?;
+            futures_util::stream::once(async move { Ok(bytes) }).boxed()
+        } else {
+            if file.changed().map_err(|e| file_error(&e))?.is_some() {
+                return Err(StorageError::PreconditionFailed);
+            }
+            file_body(file, range.clone())
+        };
+        Ok(self.object(kind, meta, range, body))
     }
 
     /// A ranged read failed with something that is not a known case: it may be a range
@@ -279,6 +367,13 @@ impl Storage {
                 .map_err(classify),
         )
     }
+}
+
+/// `range` of an open local file, in [`file::CHUNK`]s.
+fn file_body(file: &Arc<file::OpenFile>, range: Range<u64>) -> ByteStream {
+    file::FileChunks::new(Arc::clone(file), range)
+        .map(|chunk| chunk.map_err(|e| file_error(&e)))
+        .boxed()
 }
 
 /// The metadata of an opened local file, from its pin. `object_store` sized the range from

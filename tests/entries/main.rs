@@ -12,6 +12,7 @@
 //! - [`zip64`]: zip64 archives generated at test time (more than 65,535 entries; an entry
 //!   past 4 GiB in a sparse file).
 //! - [`changed`]: an archive replaced under the gateway.
+//! - [`hot`]: the warm small-file path: hot entries, local files kept open.
 //!
 //! Archives made here come from [`common::zips`], whose record offsets (read back by the
 //! `zip` crate) give the storage reads to expect. Each behaviour runs once per storage
@@ -31,6 +32,7 @@ mod support;
 mod changed;
 mod corpus;
 mod headers;
+mod hot;
 mod integrity;
 mod malformed;
 mod paths;

@@ -76,6 +76,15 @@ impl RawStorage {
             redirect_downloads,
             presign_ttl,
             ca_file: ca_file("storage.ca_file", self.ca_file)?,
+            open_files: match self.open_files.unwrap_or(d.open_files) {
+                n if n <= MAX_OPEN_FILES => n,
+                _ => {
+                    return Err(invalid(
+                        "storage.open_files",
+                        "must be at most 65536 (each is a file descriptor)",
+                    ))
+                }
+            },
         })
     }
 }
@@ -174,6 +183,9 @@ impl RawZip {
             max_directory_bytes,
             max_decoder_memory,
             memory_budget,
+            hot_entry_cache_bytes: self
+                .hot_entry_cache_bytes
+                .map_or(d.hot_entry_cache_bytes, |v| v.0),
         })
     }
 }

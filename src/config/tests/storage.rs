@@ -262,3 +262,32 @@ fn storage_and_artifacts_ranges_are_named() {
         "{err}"
     );
 }
+
+#[test]
+fn kept_files_and_hot_entries_are_bounded_and_can_be_off() {
+    let c = load(&format!(
+        "{MINIMAL}[storage]\nopen_files = 0\n[zip]\nhot_entry_cache_bytes = \"0\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.storage.open_files, 0);
+    assert_eq!(c.zip.hot_entry_cache_bytes, 0);
+    let c = load(&format!(
+        "{MINIMAL}[storage]\nopen_files = 65536\n[zip]\nhot_entry_cache_bytes = \"32MiB\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.storage.open_files, 65536);
+    assert_eq!(c.zip.hot_entry_cache_bytes, 32 << 20);
+    let err = error(&format!("{MINIMAL}[storage]\nopen_files = 65537\n"));
+    assert_eq!(
+        err,
+        "storage.open_files: must be at most 65536 (each is a file descriptor)"
+    );
+    let defaults = load(MINIMAL).unwrap();
+    assert_eq!(
+        (
+            defaults.storage.open_files,
+            defaults.zip.hot_entry_cache_bytes
+        ),
+        (256, 8 << 20)
+    );
+}
