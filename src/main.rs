@@ -8,6 +8,17 @@ use artifact_gateway::config::{ArtifactSource, Config, LogFormat};
 use artifact_gateway::listener::RunningGateway;
 use clap::{Parser, Subcommand};
 
+#[cfg(all(feature = "jemalloc", feature = "mimalloc"))]
+compile_error!("features `jemalloc` and `mimalloc` each choose the allocator: enable one");
+
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(version, about = "Streaming reverse proxy for GitLab CI job artifacts")]
 #[command(args_conflicts_with_subcommands = true)]
@@ -37,6 +48,22 @@ struct Args {
     /// answer as GitLab with object storage: a 302 to a presigned URL).
     #[arg(long, value_enum, default_value = "storage", conflicts_with = "config")]
     source: DemoSource,
+    /// Most threads of the blocking pool (local file reads, file opens). Default: four per
+    /// core, at least 8, at most 64.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    blocking_threads: Option<u16>,
+}
+
+/// The blocking pool's default size. Its work is local file reads (one 256 KiB chunk per
+/// download at a time, or one small entry) and the opens of files not kept open. From the
+/// page cache a read is a memory copy, bound by the cores: threads beyond them add only
+/// stacks and allocator arenas, which is how memory used to grow with the pool. From a
+/// disk a read waits on the device, and a few reads in flight per core keep its queue
+/// busy. Four per core covers both; at least 8 for small machines and containers that
+/// report one core, at most 64.
+fn default_blocking_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    (cores * 4).clamp(8, 64)
 }
 
 /// `--source`, as `artifacts.source` spells it.
@@ -77,9 +104,11 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        // Local file chunks are read on blocking threads, one per download at a time; a
-        // bound keeps the thread count (and its memory) from following the client count.
-        .max_blocking_threads(64)
+        // A bound keeps the thread count (and its memory) from following the client count.
+        .max_blocking_threads(
+            args.blocking_threads
+                .map_or_else(default_blocking_threads, usize::from),
+        )
         .build()
     {
         Ok(runtime) => runtime,

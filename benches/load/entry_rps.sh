@@ -11,6 +11,8 @@
 #   CONNS=32         wrk connections
 #   SKIP_BUILD=1     do not run cargo build (use the existing target/release binary)
 #   KEEP_SCRATCH=1   keep the scratch directory (logs, archive) instead of removing it
+#   PROFILE=1        after the rounds, one more (unmeasured) wrk run per gateway under
+#                    `perf record -g`, and the top of each profile in the results
 #   GW_LOG=warn      the gateway's log filter (warn: no access log, like nginx's access_log off)
 #   BASE_BIN=PATH    also measure this gateway binary (an older build) in the same rounds, as "base"
 #   GATEWAY_BIN=PATH the gateway binary measured as "gw" and "gw-cold" (default: target/release)
@@ -256,6 +258,23 @@ for ((r = 1; r <= ROUNDS; r++)); do
     done
 done
 
+if [[ ${PROFILE:-0} == 1 ]]; then
+    command -v perf >/dev/null 2>&1 || apt-get install -y -qq linux-perf >/dev/null 2>&1 || true
+    command -v perf >/dev/null 2>&1 || die "PROFILE=1 needs perf"
+    for who in "${SERVERS[@]}"; do
+        [[ $who == ng ]] && continue
+        perf record -q -F 1999 -g -p "${PIDS_OF[$who]}" -o "$SCRATCH/perf.$who.data" -- sleep $((DURATION - 2)) \
+            >/dev/null 2>&1 &
+        perf_pid=$!
+        one_run "${URL[$who]}" "$SCRATCH/wrk.$who.profiled"
+        wait "$perf_pid" || true
+        # Self time by symbol (kernel and user), the largest first.
+        perf report -q -i "$SCRATCH/perf.$who.data" --no-children --sort sym --stdio -g none \
+            --percent-limit 1 2>/dev/null | grep -v '^$' | head -30 >"$SCRATCH/perf.$who.txt" || true
+        log "profiled $who: $(rps "$SCRATCH/wrk.$who.profiled") req/s under perf"
+    done
+fi
+
 NG_MED=$(median <"$SCRATCH/rps.ng")
 {
     echo
@@ -276,6 +295,13 @@ NG_MED=$(median <"$SCRATCH/rps.ng")
         [[ $who == ng ]] && continue
         echo "$who VmHWM: $(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/${PIDS_OF[$who]}/status") MiB, threads at end: $(awk '/^Threads/ {print $2}' "/proc/${PIDS_OF[$who]}/status")"
     done
+    if [[ ${PROFILE:-0} == 1 ]]; then
+        for who in "${SERVERS[@]}"; do
+            [[ -e $SCRATCH/perf.$who.txt ]] || continue
+            echo "profile of $who (perf record -F 1999 -g, self time by symbol, >= 1 %):"
+            sed 's/^/    /' "$SCRATCH/perf.$who.txt"
+        done
+    fi
     echo "gateway response headers:"
     cat "$SCRATCH/gw-headers.txt"
     echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

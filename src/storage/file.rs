@@ -175,7 +175,18 @@ impl OpenFile {
     /// has stamped the file. A read that failed (a truncated file) is explained by the
     /// change too.
     fn read_checked(&self, range: Range<u64>) -> io::Result<Bytes> {
-        let read = read_at(&self.file, range);
+        self.checked(read_at(&self.file, range))
+    }
+
+    /// As [`Self::read_checked`], into a buffer of `buffers` (at most [`CHUNK`] bytes).
+    fn read_checked_into(&self, range: Range<u64>, buffers: &Buffers) -> io::Result<Bytes> {
+        let len = (range.end - range.start) as usize;
+        let mut buffer = buffers.take();
+        let read = fill_at(&self.file, &mut buffer[..len], range.start);
+        self.checked(read.map(|()| Bytes::from_owner(buffers.lend(buffer, len))))
+    }
+
+    fn checked(&self, read: io::Result<Bytes>) -> io::Result<Bytes> {
         match self.changed() {
             Ok(Some(what)) => Err(io::Error::other(Changed { what })),
             Ok(None) => read,
@@ -264,6 +275,80 @@ impl OpenFiles {
     }
 }
 
+/// Chunk buffers a stream reuses: how many it keeps for reuse (one chunk being written to
+/// the client, one read ahead). More are only allocated while the client side holds more.
+const KEPT_BUFFERS: usize = 2;
+
+/// The chunk buffers of one read stream. A chunk handed out lends its buffer; when the
+/// bytes are dropped (written to the client) the buffer comes back here, so a download
+/// allocates its buffers once, not once per chunk. Allocating a fresh 256 KiB per chunk on
+/// a blocking thread and freeing it on a runtime thread is what let the allocator's
+/// per-thread arenas grow after a busy period. Filled once when allocated, a buffer is
+/// never zeroed again.
+#[derive(Clone, Default)]
+struct Buffers(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+impl Buffers {
+    fn take(&self) -> Vec<u8> {
+        let kept = self.0.lock().ok().and_then(|mut kept| kept.pop());
+        kept.unwrap_or_else(|| vec![0; CHUNK as usize])
+    }
+
+    fn lend(&self, buffer: Vec<u8>, len: usize) -> Lent {
+        Lent {
+            buffer,
+            len,
+            home: self.clone(),
+        }
+    }
+}
+
+/// A buffer handed out as `Bytes` (its first `len` bytes), returned to its stream's
+/// [`Buffers`] when dropped.
+struct Lent {
+    buffer: Vec<u8>,
+    len: usize,
+    home: Buffers,
+}
+
+impl AsRef<[u8]> for Lent {
+    fn as_ref(&self) -> &[u8] {
+        &self.buffer[..self.len]
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let buffer = std::mem::take(&mut self.buffer);
+        if let Ok(mut kept) = self.home.0.lock() {
+            if kept.len() < KEPT_BUFFERS {
+                kept.push(buffer);
+            }
+        }
+    }
+}
+
+/// Fill `buffer` from `offset` of `file`; a file that ends first is an error.
+fn fill_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        file.read_exact_at(buffer, offset)
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::FileExt;
+        let mut filled = 0;
+        while filled < buffer.len() {
+            match file.seek_read(&mut buffer[filled..], offset + filled as u64)? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => filled += n,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Largest read answered in one buffer by [`OpenFile::read_small`], and the most it reads on
 /// a runtime thread: an entry of up to this size is one read and no chunking.
 pub const SMALL_READ: u64 = 64 * 1024;
@@ -342,6 +427,7 @@ type PendingRead = JoinHandle<io::Result<Bytes>>;
 
 pub struct FileChunks {
     file: Arc<OpenFile>,
+    buffers: Buffers,
     next: u64,
     end: u64,
     pending: Option<PendingRead>,
@@ -352,6 +438,7 @@ impl FileChunks {
     pub fn new(file: Arc<OpenFile>, range: Range<u64>) -> Self {
         Self {
             file,
+            buffers: Buffers::default(),
             next: range.start,
             end: range.end,
             pending: None,
@@ -367,8 +454,9 @@ impl FileChunks {
         let len = (self.end - offset).min(CHUNK);
         self.next += len;
         let file = Arc::clone(&self.file);
+        let buffers = self.buffers.clone();
         self.pending = Some(tokio::task::spawn_blocking(move || {
-            file.read_checked(offset..offset + len)
+            file.read_checked_into(offset..offset + len, &buffers)
         }));
     }
 }
@@ -445,6 +533,33 @@ mod tests {
             let joined: Vec<u8> = chunks.concat();
             assert_eq!(joined, &data[range.start as usize..range.end as usize]);
         }
+        std::fs::remove_file(path).unwrap();
+    }
+
+    /// Chunks consumed one by one reuse the stream's buffers: each chunk still holds
+    /// exactly its own bytes (a short last chunk shows nothing of an earlier one), and a
+    /// stream keeps no more than its two buffers however long it runs.
+    #[tokio::test]
+    async fn recycled_buffers_hold_exactly_each_chunk() {
+        use futures_util::StreamExt;
+        let data: Vec<u8> = (0..(CHUNK as usize * 6 + 999))
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let (path, file) = temp_file(&data);
+        let pin = FilePin::of(&file).unwrap();
+        let mut chunks = FileChunks::new(open(file, pin), 3..data.len() as u64);
+        let buffers = chunks.buffers.clone();
+        let mut at = 3;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.unwrap();
+            assert_eq!(&chunk[..], &data[at..at + chunk.len()], "chunk at {at}");
+            at += chunk.len();
+            drop(chunk);
+            assert!(buffers.0.lock().unwrap().len() <= KEPT_BUFFERS);
+        }
+        assert_eq!(at, data.len());
+        // Every buffer came back once its bytes were dropped (the read-ahead's too).
+        assert!(!buffers.0.lock().unwrap().is_empty());
         std::fs::remove_file(path).unwrap();
     }
 
