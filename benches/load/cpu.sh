@@ -9,7 +9,10 @@
 #   ROUNDS=5         rounds; in each, every tool runs every measurement once, order rotated
 #   STORED_MB=80     the stored entry, MiB of incompressible bytes
 #   DEFLATED_MB=100  the deflated entry, MiB of text (Python zipfile, level 6)
+#   REPEAT=8         transfers per measurement, one after another (CPU time is counted in
+#                    10 ms clock ticks: one fast transfer is only a few)
 #   GATEWAY_BIN=PATH the gateway (default: target/release/artifact-gateway)
+#   BASE_BIN=PATH    also measure this gateway binary (an older build) as "base-*"
 #   SKIP_BUILD=1     do not run cargo build
 #   KEEP_SCRATCH=1   keep the scratch directory
 #
@@ -20,6 +23,7 @@
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-5}
+REPEAT=${REPEAT:-8}
 STORED_MB=${STORED_MB:-80}
 DEFLATED_MB=${DEFLATED_MB:-100}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -142,16 +146,24 @@ BACKEND_PORT=$(free_port)
 "$BIN" sample-backend --listen "127.0.0.1:$BACKEND_PORT" >"$SCRATCH/backend.log" 2>&1 &
 PIDS+=("$!")
 wait_http "http://127.0.0.1:$BACKEND_PORT/api/v4/projects/1/jobs/104"
-GW_PORT=$(free_port)
-printf '%s\n' "listen = \"127.0.0.1:$GW_PORT\"" "[log]" "filter = \"warn\"" "[upstream]" \
-    "url = \"http://127.0.0.1:$BACKEND_PORT\"" "[storage]" "url = \"file://$SCRATCH/store\"" \
-    >"$SCRATCH/gateway.toml"
-"$BIN" --config "$SCRATCH/gateway.toml" >"$SCRATCH/gateway.log" 2>&1 &
-PIDS+=("$!")
-GW_PID=$!
-GW="http://127.0.0.1:$GW_PORT/api/v4/projects/1/jobs/104/artifacts"
-wait_http "$GW"
-[[ $(curl -s "$GW/text.txt" | sha256sum | cut -d' ' -f1) == "$TEXT_SUM" ]] || die "gateway: wrong text.txt"
+start_gateway() { # start_gateway NAME BINARY: sets GW_PID_<NAME>, URL_<NAME>
+    local name=$1 bin=$2 port
+    port=$(free_port)
+    printf '%s\n' "listen = \"127.0.0.1:$port\"" "[log]" "filter = \"warn\"" "[upstream]" \
+        "url = \"http://127.0.0.1:$BACKEND_PORT\"" "[storage]" "url = \"file://$SCRATCH/store\"" \
+        >"$SCRATCH/$name.toml"
+    "$bin" --config "$SCRATCH/$name.toml" >"$SCRATCH/$name.log" 2>&1 &
+    PIDS+=("$!")
+    printf -v "GW_PID_$name" '%s' "$!"
+    printf -v "URL_$name" '%s' "http://127.0.0.1:$port/api/v4/projects/1/jobs/104/artifacts"
+    local url="http://127.0.0.1:$port/api/v4/projects/1/jobs/104/artifacts"
+    wait_http "$url"
+    [[ $(curl -s "$url/text.txt" | sha256sum | cut -d' ' -f1) == "$TEXT_SUM" ]] || die "$name: wrong text.txt"
+}
+start_gateway gw "$BIN"
+GW_PID=$GW_PID_gw
+GW=$URL_gw
+if [[ -n ${BASE_BIN:-} ]]; then start_gateway base "$BASE_BIN"; fi
 
 # --- measuring -----------------------------------------------------------------------------------
 ticks() { # user+sys clock ticks of the processes
@@ -170,21 +182,25 @@ served() {
 server_get() { # server_get NAME URL BYTES PIDS...: curl to /dev/null, server CPU
     local name=$1 url=$2 bytes=$3 t0 c0 c1 t1 got
     shift 3
+    local i codes=""
     c0=$(ticks "$@")
     t0=$(date +%s%N)
-    got=$(curl -s -o /dev/null --max-time 600 -w '%{http_code} %{size_download}' "$url")
+    for ((i = 0; i < REPEAT; i++)); do
+        got=$(curl -s -o /dev/null --max-time 600 -w '%{http_code} %{size_download}' "$url")
+        [[ $got == "200 $bytes" ]] || codes+="$got "
+    done
     t1=$(date +%s%N)
     c1=$(ticks "$@")
-    [[ $got == "200 $bytes" ]] || die "$name: $got"
-    served "$name" "$bytes" $((t1 - t0)) "$(awk -v t=$((c1 - c0)) -v k="$CLK" 'BEGIN {print t / k}')"
+    [[ -z $codes ]] || die "$name: $codes"
+    served "$name" $((bytes * REPEAT)) $((t1 - t0)) "$(awk -v t=$((c1 - c0)) -v k="$CLK" 'BEGIN {print t / k}')"
 }
 own_cpu() { # own_cpu NAME BYTES COMMAND...: the command's own rusage (user+sys)
     local name=$1 bytes=$2 t0 t1 times
     shift 2
     t0=$(date +%s%N)
-    times=$( { TIMEFORMAT='%U %S'; time "$@" >/dev/null; } 2>&1 )
+    times=$( { TIMEFORMAT='%U %S'; time (for ((i = 0; i < REPEAT; i++)); do "$@" >/dev/null; done); } 2>&1 )
     t1=$(date +%s%N)
-    served "$name" "$bytes" $((t1 - t0)) "$(awk '{print $1 + $2}' <<<"$times")"
+    served "$name" $((bytes * REPEAT)) $((t1 - t0)) "$(awk '{print $1 + $2}' <<<"$times")"
 }
 remotezip_text() { # remotezip over nginx's ranges; its own CPU plus nginx's
     local c0 c1 t0 t1 times
@@ -192,15 +208,16 @@ remotezip_text() { # remotezip over nginx's ranges; its own CPU plus nginx's
     t0=$(date +%s%N)
     times=$( { TIMEFORMAT='%U %S'; time python3 -c '
 import sys, hashlib, remotezip
-with remotezip.RemoteZip(sys.argv[1]) as z, z.open("text.txt") as f:
-    h = hashlib.sha256()
-    while chunk := f.read(1 << 20):
-        h.update(chunk)
-assert h.hexdigest() == sys.argv[2], "remotezip: wrong bytes"
-' "$NGINX_URL" "$TEXT_SUM" >/dev/null; } 2>&1 )
+for _ in range(int(sys.argv[3])):
+    with remotezip.RemoteZip(sys.argv[1]) as z, z.open("text.txt") as f:
+        h = hashlib.sha256()
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    assert h.hexdigest() == sys.argv[2], "remotezip: wrong bytes"
+' "$NGINX_URL" "$TEXT_SUM" "$REPEAT" >/dev/null; } 2>&1 )
     t1=$(date +%s%N)
     c1=$(ticks $NGINX_PIDS)
-    served remotezip-deflated "$TEXT_BYTES" $((t1 - t0)) \
+    served remotezip-deflated $((TEXT_BYTES * REPEAT)) $((t1 - t0)) \
         "$(awk -v t=$((c1 - c0)) -v k="$CLK" -v own="$times" 'BEGIN {split(own, o, " "); print t / k + o[1] + o[2]}')"
 }
 TASKS=(
@@ -212,6 +229,13 @@ TASKS=(
     "own_cpu unzip-deflated $TEXT_BYTES unzip -p $ZIP text.txt"
     "remotezip_text"
 )
+if [[ -n ${BASE_BIN:-} ]]; then
+    TASKS+=(
+        "server_get base-archive $URL_base $ZIP_BYTES $GW_PID_base"
+        "server_get base-stored $URL_base/stored.bin $STORED_BYTES $GW_PID_base"
+        "server_get base-deflated $URL_base/text.txt $TEXT_BYTES $GW_PID_base"
+    )
+fi
 N=${#TASKS[@]}
 for ((r = 1; r <= ROUNDS; r++)); do
     for ((k = 0; k < N; k++)); do
@@ -227,9 +251,11 @@ col() { awk -v c="$2" '{print $c}' "$SCRATCH/m.$1" | median; }
     echo
     echo "== results =="
     cat "$SCRATCH/machine.txt"
-    echo "archive $ZIP_BYTES bytes: stored.bin ${STORED_MB} MiB of noise, text.txt ${DEFLATED_MB} MiB of text deflated (level 6); $ROUNDS rounds, order rotated; medians"
+    echo "archive $ZIP_BYTES bytes: stored.bin ${STORED_MB} MiB of noise, text.txt ${DEFLATED_MB} MiB of text deflated (level 6); $ROUNDS rounds of $REPEAT transfers per measurement, order rotated; medians"
     printf '%-20s %-10s %-12s %s\n' "measure" "MB/s" "CPU-s/GB" "per round (MB/s CPU-s/GB)"
-    for name in gw-archive nginx-archive gw-stored unzip-stored gw-deflated unzip-deflated remotezip-deflated; do
+    names=(gw-archive nginx-archive gw-stored unzip-stored gw-deflated unzip-deflated remotezip-deflated)
+    [[ -n ${BASE_BIN:-} ]] && names+=(base-archive base-stored base-deflated)
+    for name in "${names[@]}"; do
         printf '%-20s %-10s %-12s %s\n' "$name" "$(col "$name" 1)" "$(col "$name" 2)" "$(paste -sd' ' "$SCRATCH/m.$name" | sed 's/\([0-9.]*\) \([0-9.]*\)/\1\/\2/g')"
     done
     ratio() { awk -v a="$(col "$1" "$3")" -v b="$(col "$2" "$3")" 'BEGIN {printf "%.2f", a / b}'; }
