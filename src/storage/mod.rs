@@ -224,13 +224,11 @@ impl Storage {
                         timer.observe_duration();
                         return Ok(object);
                     }
-                    // Replaced, removed or rewritten since it was opened: open the path anew.
-                    Err(StorageError::PreconditionFailed)
-                        if file.changed().ok().flatten().is_some() =>
-                    {
-                        self.open_files.forget(path);
-                    }
-                    Err(error) => return Err(error),
+                    // Failed on a file unchanged since it was opened: that is the answer.
+                    Err(error) if matches!(file.changed(), Ok(None)) => return Err(error),
+                    // Replaced, removed, grown (a running job's log) or rewritten since it
+                    // was opened, so its size and validators are stale: open the path anew.
+                    Err(_) => self.open_files.forget(path),
                 }
             }
             let options = GetOptions {
@@ -463,6 +461,68 @@ mod tests {
         assert!(etag_matches(Some("\"b\", \"a\""), Some("\"a\"")));
         assert!(!etag_matches(Some("\"b\""), Some("\"a\"")));
         assert!(!etag_matches(Some("\"b\""), None));
+    }
+
+    /// A kept-open local file that grew (a running job's log) or was replaced by a rename:
+    /// the next read sees the path's current file, its new size and bytes, not the kept
+    /// one's.
+    #[tokio::test]
+    async fn a_kept_file_that_grew_or_was_replaced_is_read_anew() {
+        use std::io::Write;
+        let dir =
+            std::env::temp_dir().join(format!("artifact-gateway-kept-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("job.log"), b"0123456789").unwrap();
+        let store = object_store::local::LocalFileSystem::new_with_prefix(&dir).unwrap();
+        let config = StorageConfig {
+            url: format!("file://{}", dir.display()),
+            ..StorageConfig::default()
+        };
+        let storage = Storage::new(Arc::new(store), &config);
+        let path = Location::Key(Path::from("job.log"));
+        let read = |range: GetRange| async {
+            let object = storage
+                .get(ReadKind::Trace, &path, Some(range), None)
+                .await?;
+            let bytes: Vec<Bytes> = object.body.try_collect().await?;
+            Ok::<_, StorageError>((object.meta.size, bytes.concat()))
+        };
+        assert_eq!(
+            read(GetRange::Bounded(0..4)).await.unwrap(),
+            (10, b"0123".to_vec())
+        );
+        assert_eq!(storage.open_files(), 1);
+        let opens = storage.metrics.file_opens.get();
+        // Kept: read again without opening.
+        assert_eq!(
+            read(GetRange::Offset(8)).await.unwrap(),
+            (10, b"89".to_vec())
+        );
+        assert_eq!(storage.metrics.file_opens.get(), opens);
+        // Grown: a range past the old end is served from the new size.
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join("job.log"))
+            .unwrap();
+        log.write_all(b"abcdef").unwrap();
+        assert_eq!(
+            read(GetRange::Offset(12)).await.unwrap(),
+            (16, b"cdef".to_vec())
+        );
+        // Replaced by a rename: the new file's bytes.
+        std::fs::write(dir.join("new.log"), b"replaced").unwrap();
+        std::fs::rename(dir.join("new.log"), dir.join("job.log")).unwrap();
+        assert_eq!(
+            read(GetRange::Bounded(0..8)).await.unwrap(),
+            (8, b"replaced".to_vec())
+        );
+        // Removed: not found, however the file was kept.
+        std::fs::remove_file(dir.join("job.log")).unwrap();
+        assert!(matches!(
+            read(GetRange::Bounded(0..1)).await,
+            Err(StorageError::NotFound)
+        ));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     /// Local storage: `head` and `get` report the pin's ETag, and `If-Match` is checked

@@ -175,6 +175,15 @@ impl RawZip {
         if memory_budget > 4 << 40 {
             return Err(invalid("zip.memory_budget", "must be at most 4TiB"));
         }
+        let hot_entry_cache_bytes = self
+            .hot_entry_cache_bytes
+            .map_or(d.hot_entry_cache_bytes, |v| v.0);
+        if hot_entry_cache_bytes != 0 && hot_entry_cache_bytes < 64 * 1024 {
+            return Err(invalid(
+                "zip.hot_entry_cache_bytes",
+                "must be 0 or at least 64KiB (one entry's largest size)",
+            ));
+        }
         Ok(ZipConfig {
             index_cache_bytes: self.index_cache_bytes.map_or(d.index_cache_bytes, |v| v.0),
             index_ttl: nonzero("zip.index_ttl", self.index_ttl, d.index_ttl)?,
@@ -183,9 +192,7 @@ impl RawZip {
             max_directory_bytes,
             max_decoder_memory,
             memory_budget,
-            hot_entry_cache_bytes: self
-                .hot_entry_cache_bytes
-                .map_or(d.hot_entry_cache_bytes, |v| v.0),
+            hot_entry_cache_bytes,
         })
     }
 }

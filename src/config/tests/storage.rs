@@ -282,6 +282,13 @@ fn kept_files_and_hot_entries_are_bounded_and_can_be_off() {
         err,
         "storage.open_files: must be at most 65536 (each is a file descriptor)"
     );
+    let err = error(&format!(
+        "{MINIMAL}[zip]\nhot_entry_cache_bytes = \"32KiB\"\n"
+    ));
+    assert_eq!(
+        err,
+        "zip.hot_entry_cache_bytes: must be 0 or at least 64KiB (one entry's largest size)"
+    );
     let defaults = load(MINIMAL).unwrap();
     assert_eq!(
         (
