@@ -108,6 +108,14 @@ fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> 
     vec
 }
 
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let counter = IntCounter::new(name, help).expect("valid metric");
+    registry
+        .register(Box::new(counter.clone()))
+        .expect("unique metric");
+    counter
+}
+
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     let gauge = IntGauge::new(name, help).expect("valid metric");
     registry
@@ -179,15 +187,7 @@ impl Metrics {
                 &["outcome"],
             ),
             storage_read_seconds,
-            file_opens: {
-                let counter = IntCounter::new(
-                    "storage_file_opens_total",
-                    "Local files opened; a kept open file is read again without opening it.",
-                )
-                .expect("valid metric");
-                r.register(Box::new(counter.clone())).expect("unique metric");
-                counter
-            },
+            file_opens: counter(r, "storage_file_opens_total", "Local files opened; a kept open file is read again without opening it."),
             hot_entries: counter_vec(r, "hot_entry_cache_events_total", "Hot small entries, decoded: hit (no storage read), miss.", &["event"]),
             registry,
         }

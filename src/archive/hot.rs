@@ -57,12 +57,4 @@ impl HotEntries {
             entries.insert((archive.id, info.local_header_offset), bytes.clone());
         }
     }
-
-    /// Entries and bytes kept now, after pending maintenance (tests, metrics).
-    pub fn usage(&self) -> (u64, u64) {
-        self.entries.as_ref().map_or((0, 0), |entries| {
-            entries.run_pending_tasks();
-            (entries.entry_count(), entries.weighted_size())
-        })
-    }
 }

@@ -162,8 +162,7 @@ impl OpenFile {
     pub async fn read_small(self: &Arc<Self>, range: Range<u64>) -> io::Result<Bytes> {
         debug_assert!(range.end - range.start <= SMALL_READ);
         if let Some(bytes) = read_cached(&self.file, range.clone())? {
-            self.check()?;
-            return Ok(bytes);
+            return self.checked(Ok(bytes));
         }
         let this = Arc::clone(self);
         tokio::task::spawn_blocking(move || this.read_checked(range))
@@ -175,7 +174,9 @@ impl OpenFile {
     /// has stamped the file. A read that failed (a truncated file) is explained by the
     /// change too.
     fn read_checked(&self, range: Range<u64>) -> io::Result<Bytes> {
-        self.checked(read_at(&self.file, range))
+        let mut buffer = vec![0; (range.end - range.start) as usize];
+        let read = fill_at(&self.file, &mut buffer, range.start);
+        self.checked(read.map(|()| Bytes::from(buffer)))
     }
 
     /// As [`Self::read_checked`], into a buffer of `buffers` (at most [`CHUNK`] bytes).
@@ -191,13 +192,6 @@ impl OpenFile {
             Ok(Some(what)) => Err(io::Error::other(Changed { what })),
             Ok(None) => read,
             Err(error) => read.and(Err(error)),
-        }
-    }
-
-    fn check(&self) -> io::Result<()> {
-        match self.changed()? {
-            Some(what) => Err(io::Error::other(Changed { what })),
-            None => Ok(()),
         }
     }
 }
@@ -352,44 +346,6 @@ fn fill_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<()> {
 /// Largest read answered in one buffer by [`OpenFile::read_small`], and the most it reads on
 /// a runtime thread: an entry of up to this size is one read and no chunking.
 pub const SMALL_READ: u64 = 64 * 1024;
-
-/// `range` of `file`, exactly, read into fresh memory without zeroing it first (zeroing a
-/// buffer per chunk showed up as page-fault time in profiles). A file that ends early is an
-/// error, not a short read.
-fn read_at(file: &File, range: Range<u64>) -> io::Result<Bytes> {
-    let len = usize::try_from(range.end - range.start)
-        .map_err(|_| io::Error::other("chunk larger than memory"))?;
-    let mut buffer = Vec::with_capacity(len);
-    while buffer.len() < len {
-        let offset = range.start + buffer.len() as u64;
-        let want = len - buffer.len();
-        let read = pread_into(file, &mut buffer, want, offset)?;
-        if read == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-    }
-    Ok(Bytes::from(buffer))
-}
-
-#[cfg(unix)]
-fn pread_into(file: &File, buffer: &mut Vec<u8>, want: usize, offset: u64) -> io::Result<usize> {
-    let start = buffer.len();
-    buffer.reserve_exact(want);
-    let read = rustix::io::pread(file, rustix::buffer::spare_capacity(buffer), offset)?;
-    // The spare capacity may exceed what was asked; keep only the range.
-    buffer.truncate(start + want);
-    Ok(read.min(want))
-}
-
-#[cfg(windows)]
-fn pread_into(file: &File, buffer: &mut Vec<u8>, want: usize, offset: u64) -> io::Result<usize> {
-    use std::os::windows::fs::FileExt;
-    let start = buffer.len();
-    buffer.resize(start + want, 0);
-    let read = file.seek_read(&mut buffer[start..], offset);
-    buffer.truncate(start + *read.as_ref().unwrap_or(&0));
-    read
-}
 
 /// `range` if the page cache holds all of it, read without blocking (`preadv2` with
 /// `RWF_NOWAIT`); `None` when any of it would need the disk.

@@ -285,7 +285,7 @@ impl Storage {
         meta: &ObjectMeta,
     ) -> Result<Arc<file::OpenFile>, StorageError> {
         self.metrics.file_opens.inc();
-        let (_, pin) = pinned_meta(&file, meta)?;
+        let pin = pin_of(&file, meta)?;
         let file = Arc::new(file::OpenFile::new(file, pin, meta.last_modified));
         self.open_files.keep(path, &file);
         Ok(file)
@@ -374,23 +374,15 @@ fn file_body(file: &Arc<file::OpenFile>, range: Range<u64>) -> ByteStream {
         .boxed()
 }
 
-/// The metadata of an opened local file, from its pin. `object_store` sized the range from
-/// its own `fstat` of the same handle; a different size means the file changed in between.
-fn pinned_meta(
-    file: &std::fs::File,
-    meta: &ObjectMeta,
-) -> Result<(Meta, file::FilePin), StorageError> {
+/// The pin of a local file `object_store` just opened. It sized the range from its own
+/// `fstat` of the same handle; a different size means the file changed in between.
+fn pin_of(file: &std::fs::File, meta: &ObjectMeta) -> Result<file::FilePin, StorageError> {
     let pin = file::FilePin::of(file)
         .map_err(|e| StorageError::Unavailable(format!("reading file metadata: {e}")))?;
     if pin.size != meta.size {
         return Err(StorageError::PreconditionFailed);
     }
-    let meta = Meta {
-        size: pin.size,
-        etag: Some(pin.etag()),
-        last_modified: Some(meta.last_modified),
-    };
-    Ok((meta, pin))
+    Ok(pin)
 }
 
 /// `If-Match` as `object_store` applies it: `*` or any listed ETag matches.
@@ -463,22 +455,27 @@ mod tests {
         assert!(!etag_matches(Some("\"b\""), None));
     }
 
+    /// `file://` storage over a new directory `artifact-gateway-<name>-<pid>` holding `file`.
+    fn local_storage(name: &str, file: &str, bytes: &[u8]) -> (std::path::PathBuf, Storage) {
+        let dir =
+            std::env::temp_dir().join(format!("artifact-gateway-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(file), bytes).unwrap();
+        let store = object_store::local::LocalFileSystem::new_with_prefix(&dir).unwrap();
+        let config = StorageConfig {
+            url: format!("file://{}", dir.display()),
+            ..StorageConfig::default()
+        };
+        (dir, Storage::new(Arc::new(store), &config))
+    }
+
     /// A kept-open local file that grew (a running job's log) or was replaced by a rename:
     /// the next read sees the path's current file, its new size and bytes, not the kept
     /// one's.
     #[tokio::test]
     async fn a_kept_file_that_grew_or_was_replaced_is_read_anew() {
         use std::io::Write;
-        let dir =
-            std::env::temp_dir().join(format!("artifact-gateway-kept-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("job.log"), b"0123456789").unwrap();
-        let store = object_store::local::LocalFileSystem::new_with_prefix(&dir).unwrap();
-        let config = StorageConfig {
-            url: format!("file://{}", dir.display()),
-            ..StorageConfig::default()
-        };
-        let storage = Storage::new(Arc::new(store), &config);
+        let (dir, storage) = local_storage("kept", "job.log", b"0123456789");
         let path = Location::Key(Path::from("job.log"));
         let read = |range: GetRange| async {
             let object = storage
@@ -529,16 +526,7 @@ mod tests {
     /// against it (object_store would compare its own ETag and refuse every read).
     #[tokio::test]
     async fn local_etags_are_the_pins_in_head_get_and_if_match() {
-        let dir =
-            std::env::temp_dir().join(format!("artifact-gateway-etag-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("a.bin"), b"0123456789").unwrap();
-        let store = object_store::local::LocalFileSystem::new_with_prefix(&dir).unwrap();
-        let config = StorageConfig {
-            url: format!("file://{}", dir.display()),
-            ..StorageConfig::default()
-        };
-        let storage = Storage::new(Arc::new(store), &config);
+        let (dir, storage) = local_storage("etag", "a.bin", b"0123456789");
         let path = Location::Key(Path::from("a.bin"));
         let pin = file::FilePin::of(&std::fs::File::open(dir.join("a.bin")).unwrap()).unwrap();
         let head = storage.head(&path).await.unwrap();

@@ -70,6 +70,18 @@ pub(super) fn local_header(
     name: &[u8],
 ) {
     u32le(out, 0x0403_4b50);
+    shared_fields(out, method, (crc, csize, usize), name);
+    out.extend_from_slice(name);
+}
+
+/// The fields a local and a central header share, in the same order: from "version
+/// needed" to the extra field's length.
+fn shared_fields(
+    out: &mut Vec<u8>,
+    method: u16,
+    (crc, csize, usize): (u32, u32, u32),
+    name: &[u8],
+) {
     u16le(out, 20); // version needed
     u16le(out, 0); // flags
     u16le(out, method);
@@ -79,7 +91,6 @@ pub(super) fn local_header(
     u32le(out, usize);
     u16le(out, name.len() as u16);
     u16le(out, 0); // extra
-    out.extend_from_slice(name);
 }
 
 pub(super) fn central_header(
@@ -91,15 +102,7 @@ pub(super) fn central_header(
 ) {
     u32le(out, 0x0201_4b50);
     u16le(out, 20); // version made by
-    u16le(out, 20); // version needed
-    u16le(out, 0); // flags
-    u16le(out, method);
-    u32le(out, 0); // time, date
-    u32le(out, crc);
-    u32le(out, csize);
-    u32le(out, usize);
-    u16le(out, name.len() as u16);
-    u16le(out, 0); // extra
+    shared_fields(out, method, (crc, csize, usize), name);
     u16le(out, 0); // comment
     u16le(out, 0); // disk
     u16le(out, 0); // internal attributes
