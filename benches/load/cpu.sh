@@ -27,23 +27,11 @@ REPEAT=${REPEAT:-8}
 STORED_MB=${STORED_MB:-80}
 DEFLATED_MB=${DEFLATED_MB:-100}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=benches/load/lib.sh
+source "$REPO/benches/load/lib.sh"
 BIN=${GATEWAY_BIN:-"$REPO/target/release/artifact-gateway"}
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-need_pkgs=()
-command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need_pkgs+=(nginx)
-command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
-command -v unzip >/dev/null 2>&1 || need_pkgs+=(unzip)
-command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
-if ((${#need_pkgs[@]})); then
-    [[ $(id -u) == 0 ]] || die "need root to install: ${need_pkgs[*]}"
-    log "installing ${need_pkgs[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq "${need_pkgs[@]}" >/dev/null 2>&1 \
-        || { apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}" >/dev/null; }
-fi
+install_missing nginx:nginx curl:curl unzip:unzip python3:python3
 python3 -c 'import remotezip' 2>/dev/null || python3 -m pip install --quiet remotezip
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
@@ -55,14 +43,6 @@ fi
 SCRATCH=$(mktemp -d /tmp/agw-cpu.XXXXXX)
 chmod 755 "$SCRATCH"
 PIDS=()
-stop_pid() {
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     local rc=$? pid
     for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
@@ -71,16 +51,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_http() {
-    local i
-    for ((i = 0; i < 150; i++)); do
-        [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true) == 200 ]] && return 0
-        sleep 0.1
-    done
-    die "$1 did not answer 200 within 15 s"
-}
-
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "commit: $(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo ' (+ uncommitted changes)')"

@@ -26,26 +26,14 @@ RSS_SIZES_MB=${RSS_SIZES_MB:-"1024 64"}
 CURL_MAX_TIME=${CURL_MAX_TIME:-600}
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=benches/load/lib.sh
+source "$REPO/benches/load/lib.sh"
 BIN=${GATEWAY_BIN:-"$REPO/target/release/artifact-gateway"}
 ARTIFACT_PATH=/api/v4/projects/1/jobs/104/artifacts
 CLK_TCK=$(getconf CLK_TCK)
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
 # --- 1. tools and build ------------------------------------------------------------------
-need_pkgs=()
-command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need_pkgs+=(nginx)
-command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
-command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
-command -v pgrep >/dev/null 2>&1 || need_pkgs+=(procps)
-if ((${#need_pkgs[@]})); then
-    [[ $(id -u) == 0 ]] || die "need root to install: ${need_pkgs[*]}"
-    log "installing ${need_pkgs[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq "${need_pkgs[@]}" >/dev/null 2>&1 \
-        || { apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}" >/dev/null; }
-fi
+install_missing nginx:nginx curl:curl openssl:openssl pgrep:procps
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
@@ -60,18 +48,6 @@ chmod 755 "$SCRATCH"
 GW_PID=""
 NGINX_PID=""
 SAMPLER_PID=""
-
-stop_pid() { # stop_pid PID: TERM, wait up to 10 s, then KILL
-    local pid=$1 i
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     local rc=$?
@@ -88,15 +64,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null && return
-    local p
-    for ((p = 20000 + RANDOM % 20000, i = 0; i < 200; i++, p++)); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-    done
-    die "no free port"
-}
-
 # Deterministic, incompressible bytes: AES-256-CTR keystream under a fixed key and IV.
 gen_bytes() { # gen_bytes MiB FILE
     openssl enc -aes-256-ctr -nosalt \
@@ -106,20 +73,11 @@ gen_bytes() { # gen_bytes MiB FILE
     [[ $(stat -c %s "$2") == $(($1 * 1024 * 1024)) ]] || die "could not generate $2"
 }
 
-wait_http() { # wait_http URL: until it answers 200, at most 15 s
-    local i
-    for ((i = 0; i < 150; i++)); do
-        [[ $(curl -s -o /dev/null -I -w '%{http_code}' --max-time 2 "$1" || true) == 200 ]] && return 0
-        sleep 0.1
-    done
-    die "$1 did not answer 200 within 15 s"
-}
-
 start_gateway() { # start_gateway STORAGE_DIR LOGFILE; sets GW_PID, GW_PORT
     GW_PORT=$(free_port)
     RUST_LOG=warn "$BIN" --demo --listen "127.0.0.1:$GW_PORT" --storage-dir "$1" >"$2" 2>&1 &
     GW_PID=$!
-    wait_http "http://127.0.0.1:$GW_PORT$ARTIFACT_PATH"
+    wait_http "http://127.0.0.1:$GW_PORT$ARTIFACT_PATH" -I
 }
 
 cpu_split() { # cpu_split PID...: "user_ticks sys_ticks" of the processes (all threads)
@@ -218,7 +176,7 @@ EOF
 "$NGINX" -c "$SCRATCH/nginx/nginx.conf" -p "$SCRATCH/nginx" 2>>"$SCRATCH/nginx/logs/stderr.log" &
 NGINX_PID=$!
 NGINX_URL="http://127.0.0.1:$NGINX_PORT/artifacts.zip"
-wait_http "$NGINX_URL"
+wait_http "$NGINX_URL" -I
 NGINX_PIDS=("$NGINX_PID" $(pgrep -P "$NGINX_PID" | tr '\n' ' '))
 log "nginx on 127.0.0.1:$NGINX_PORT, master $NGINX_PID, workers: ${NGINX_PIDS[*]:1}"
 

@@ -38,27 +38,14 @@ GW_LOG=${GW_LOG:-warn}
 ENTRIES=70000
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=benches/load/lib.sh
+source "$REPO/benches/load/lib.sh"
 BIN=${GATEWAY_BIN:-"$REPO/target/release/artifact-gateway"}
 ENTRY=dir42/file-42.txt
 ENTRY_PATH=/api/v4/projects/1/jobs/104/artifacts/$ENTRY
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
 # --- tools and build -------------------------------------------------------------------
-need_pkgs=()
-command -v wrk >/dev/null 2>&1 || need_pkgs+=(wrk)
-command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need_pkgs+=(nginx)
-command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
-command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
-command -v pgrep >/dev/null 2>&1 || need_pkgs+=(procps)
-if ((${#need_pkgs[@]})); then
-    [[ $(id -u) == 0 ]] || die "need root to install: ${need_pkgs[*]}"
-    log "installing ${need_pkgs[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq "${need_pkgs[@]}" >/dev/null 2>&1 \
-        || { apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}" >/dev/null; }
-fi
+install_missing wrk:wrk nginx:nginx curl:curl python3:python3 pgrep:procps
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
@@ -73,18 +60,6 @@ chmod 755 "$SCRATCH"
 GW_PIDS=()
 BACKEND_PID=""
 NGINX_PID=""
-
-stop_pid() { # stop_pid PID: TERM, wait up to 10 s, then KILL
-    local pid=$1 i
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     local rc=$?
@@ -101,19 +76,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_http() { # wait_http URL: until it answers 200, at most 15 s
-    local i
-    for ((i = 0; i < 150; i++)); do
-        [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true) == 200 ]] && return 0
-        sleep 0.1
-    done
-    die "$1 did not answer 200 within 15 s"
-}
 
 # --- machine ---------------------------------------------------------------------------------
 {

@@ -37,24 +37,12 @@ CURL_MAX_TIME=600
 METHODS=(stored deflate deflate64 bzip2 lzma xz zstd)
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=benches/load/lib.sh
+source "$REPO/benches/load/lib.sh"
 SCRATCH_BIN=${SCRATCH_BIN:-/tmp/agw-memory-bin}
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
 # --- tools ---------------------------------------------------------------------------------
-need_pkgs=()
-command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
-command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
-command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
-command -v pgrep >/dev/null 2>&1 || need_pkgs+=(procps)
-if ((${#need_pkgs[@]})); then
-    [[ $(id -u) == 0 ]] || die "need root to install: ${need_pkgs[*]}"
-    log "installing ${need_pkgs[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq "${need_pkgs[@]}" >/dev/null 2>&1 \
-        || { apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}" >/dev/null; }
-fi
+install_missing curl:curl openssl:openssl python3:python3 pgrep:procps
 # Python has no zstd encoder of its own: the zstd entry is written with `zstandard`.
 python3 -c 'import zstandard' 2>/dev/null || python3 -m pip install --quiet zstandard
 
@@ -84,17 +72,6 @@ SCRATCH=$(mktemp -d /tmp/agw-memory.XXXXXX)
 chmod 755 "$SCRATCH"
 GW_PID=""
 BACKEND_PID=""
-stop_pid() { # stop_pid PID: TERM, wait up to 10 s, then KILL
-    local pid=$1 i
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     local rc=$?
     [[ -n ${SAMPLER_PID:-} ]] && stop_pid "$SAMPLER_PID"
@@ -105,18 +82,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_http() { # wait_http URL: until it answers 200, at most 15 s
-    local i
-    for ((i = 0; i < 150; i++)); do
-        [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true) == 200 ]] && return 0
-        sleep 0.1
-    done
-    die "$1 did not answer 200 within 15 s"
-}
 
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
