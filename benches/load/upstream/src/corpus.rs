@@ -105,3 +105,29 @@ pub fn big_archive(mib: usize) -> Vec<u8> {
     }
     writer.finish().unwrap().into_inner()
 }
+
+/// The one entry of the deflated archive.
+pub const TEXT_ENTRY: &str = "log/build.txt";
+
+/// About `mib` MiB of log-like text (as `entry_text`, without its length limit), and a zip
+/// holding it as one deflated entry (zip crate, default level).
+pub fn deflated_archive(mib: usize) -> (Vec<u8>, Vec<u8>) {
+    let mut rng = Rng::new(7);
+    let len = mib * 1024 * 1024;
+    let mut text = Vec::with_capacity(len + 64);
+    while text.len() < len {
+        text.extend_from_slice(WORDS[rng.below(WORDS.len() as u64) as usize]);
+        if rng.below(4) == 0 {
+            let _ = write!(text, " {}", rng.below(100_000));
+        }
+        text.push(if rng.below(10) == 0 { b'\n' } else { b' ' });
+    }
+    text.truncate(len);
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Deflated)
+        .large_file(false);
+    writer.start_file(TEXT_ENTRY, options).unwrap();
+    writer.write_all(&text).unwrap();
+    (writer.finish().unwrap().into_inner(), text)
+}

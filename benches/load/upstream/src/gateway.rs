@@ -50,7 +50,7 @@ const READY_WITHIN: Duration = Duration::from_secs(15);
 /// After TERM, how long the gateway may take to exit before KILL.
 const STOP_WITHIN: Duration = Duration::from_secs(5);
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -104,32 +104,10 @@ impl Gateway {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        // Safety: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
+        dies_with_parent(&mut command);
         let child = command.spawn().expect("the gateway starts");
-        let gateway = Gateway { mode, port, child };
-        gateway.wait_ready();
-        gateway
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + READY_WITHIN;
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "{} gateway not listening on {} after {READY_WITHIN:?}",
-            self.mode.label(),
-            self.port
-        );
+        wait_listening(port, mode.label());
+        Gateway { mode, port, child }
     }
 
     pub fn pid(&self) -> u32 {
@@ -149,22 +127,57 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        let pid = self.child.id() as libc::pid_t;
-        if self.alive() {
-            // Safety: a plain kill(2) of our own child's PID.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-            let deadline = Instant::now() + STOP_WITHIN;
-            while self.alive() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            if self.alive() {
-                let _ = self.child.kill();
-            }
-        }
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
+}
+
+/// The child gets SIGTERM when the thread that spawned it ends, so a killed driver leaves
+/// no server behind.
+pub fn dies_with_parent(command: &mut Command) {
+    // Safety: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+}
+
+/// Wait until something listens on `port`, or panic after `READY_WITHIN`.
+pub fn wait_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + READY_WITHIN;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} not listening on {port} after {READY_WITHIN:?}");
+}
+
+/// Stop a child by its PID: TERM, then KILL after `STOP_WITHIN`.
+pub fn stop(child: &mut Child) {
+    let running = |c: &mut Child| c.try_wait().ok().flatten().is_none();
+    if running(child) {
+        // Safety: a plain kill(2) of our own child's PID.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + STOP_WITHIN;
+        while running(child) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if running(child) {
+            let _ = child.kill();
+        }
+    }
+    let _ = child.wait();
+}
+
+/// Reset `pid`'s `VmHWM` to its current RSS (`/proc/<pid>/clear_refs`), so a pass's peak
+/// can be read on its own.
+pub fn reset_peak_rss(pid: u32) {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset VmHWM");
 }
 
 /// `VmHWM` (peak RSS) of `pid` in KiB, from `/proc/<pid>/status`.

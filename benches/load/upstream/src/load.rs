@@ -24,7 +24,7 @@ pub struct Failures {
 
 pub type Shared = Arc<Mutex<Failures>>;
 
-fn fail(failures: &Shared, what: String) {
+pub fn fail(failures: &Shared, what: String) {
     let mut f = failures.lock().unwrap();
     f.count += 1;
     if f.examples.len() < 10 {

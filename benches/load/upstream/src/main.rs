@@ -1,27 +1,34 @@
-//! Storage mode against upstream mode (`benches/load/upstream.sh`).
+//! The gateway on S3: storage mode, upstream mode and their peers
+//! (`benches/load/upstream.sh`).
 //!
 //! In one process: an S3-compatible server (the tests' s3s-fs harness) and the sample
 //! backend in its GitLab-faithful mode (GitLab's job-token rules; archives at GitLab's
 //! hashed `@final` keys, the archive route answering 302 to a freshly presigned URL). As
 //! child processes, all in front of that one backend and that one S3 server: a gateway in
 //! storage mode (archives found at `{project_id}/{job_id}/artifacts.zip`), one in upstream
-//! mode, and, unless `NO_CACHE=0`, one in upstream mode with `cache.max_bytes = 0`. Every
-//! archive is uploaded, with the same bytes, at both keys.
+//! mode, one in upstream mode with `cache.max_bytes = 0` (unless `NO_CACHE=0`), and nginx
+//! (unless `PEERS=0`). Every archive is uploaded, with the same bytes, at both keys.
 //!
-//! Measured, round by round, the gateways taking turns in an order that rotates every
-//! round, every body checked byte for byte:
+//! Measured, round by round, the gateways and the peers (`peers.rs`: nginx `proxy_pass`
+//! and python remotezip, both given the backend's presigned URLs) taking turns in an order
+//! that rotates every round, every body checked:
 //! 1. cold single file: the first request for one file of an archive that gateway has not
-//!    opened (fresh jobs every round), p50 and p90 of the round;
+//!    opened (fresh jobs every round); remotezip opening the same archives;
 //! 2. warm single file: the same file again and again, C clients for a fixed time:
-//!    requests/s, p50, p99;
-//! 3. whole-archive downloads of a large incompressible archive, C at once: MB/s;
+//!    requests/s, p50, p99; remotezip with the archive kept open (C=1);
+//! 3. whole-archive downloads of a large incompressible archive, C at once: MB/s and CPU
+//!    per GB; nginx `proxy_pass` of the presigned URL;
 //! 4. the backend's two answers the modes wait for, asked directly: the archive route's
-//!    302 and the job lookup's JSON.
+//!    302 and the job lookup's JSON;
+//! 5. one large deflated entry: MB/s and CPU per GB; remotezip reading it.
+//!
+//! Then, per gateway, whole-archive passes at each of `RSS_CONCS` with the peak RSS reset
+//! before each: memory per S3 stream.
 //!
 //! And, from the S3 server's and the backend's own counters, the round trips per request
 //! of each class and gateway. Progress goes to stderr, the Markdown report to stdout. Every
 //! loop is bounded (by a count or a deadline), every request has a timeout, everything
-//! listens on 127.0.0.1, and the gateways are stopped by their PIDs.
+//! listens on 127.0.0.1, and the servers are stopped by their PIDs.
 
 #[path = "../../../../tests/common/s3.rs"]
 mod s3;
@@ -29,6 +36,7 @@ mod s3;
 mod corpus;
 mod gateway;
 mod load;
+mod peers;
 mod relay;
 mod report;
 
@@ -36,20 +44,22 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt as _;
+use object_store::ObjectStoreExt as _;
 use sample_backend::{
     ArtifactStore, BackendBuilder, DownloadMode, JobSpec, JobStatus, SampleBackend, Visibility,
 };
-use futures_util::StreamExt as _;
-use object_store::ObjectStoreExt as _;
 
 use gateway::{Gateway, Mode, S3Access};
-use report::{Class, Report, Trips};
+use report::{Class, Report};
 
 const PROJECT: u64 = 1;
 /// The job whose file the warm requests read.
 const WARM_JOB: u64 = 1;
 /// The job with the large archive.
 const BIG_JOB: u64 = 2;
+/// The job whose archive is one large deflated text file.
+const TEXT_JOB: u64 = 3;
 /// Jobs opened once by every gateway before the rounds (pools and code paths warmed).
 const WARMUP_JOBS: [u64; 3] = [10, 11, 12];
 /// The first of the cold jobs; round r uses `COLD_BASE + r * per_round ..`.
@@ -75,6 +85,12 @@ pub struct Knobs {
     pub no_cache: bool,
     pub relay: bool,
     pub bin: String,
+    /// nginx and remotezip next to the gateways.
+    pub peers: bool,
+    pub nginx: String,
+    pub text_mib: usize,
+    /// Concurrencies of the S3 memory passes (after the rounds); empty: none.
+    pub rss_concs: Vec<usize>,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -96,7 +112,7 @@ fn env_list(name: &str, default: &str) -> Vec<usize> {
 impl Knobs {
     fn from_env() -> Self {
         let mut rounds: usize = env_or("ROUNDS", 5usize).max(1);
-        if rounds % 2 == 0 {
+        if rounds.is_multiple_of(2) {
             rounds += 1; // an odd count has a middle round: the median is one of them
         }
         Knobs {
@@ -111,6 +127,10 @@ impl Knobs {
             no_cache: env_or("NO_CACHE", 1u8) != 0,
             relay: env_or("S3_RELAY", 1u8) != 0,
             bin: env_or("GATEWAY_BIN", "target/release/artifact-gateway".to_owned()),
+            peers: env_or("PEERS", 1u8) != 0,
+            nginx: env_or("NGINX", "nginx".to_owned()),
+            text_mib: env_or("TEXT_MB", 100usize).clamp(1, 1024),
+            rss_concs: env_list("RSS_CONCS", "1 32"),
         }
     }
 
@@ -125,7 +145,7 @@ fn backend_builder(knobs: &Knobs, store: ArtifactStore) -> BackendBuilder {
         .project(PROJECT, "bench/app", Visibility::Private, &["bench"])
         .gitlab_job_token_rules()
         .artifacts_in(store);
-    let jobs = [WARM_JOB, BIG_JOB]
+    let jobs = [WARM_JOB, BIG_JOB, TEXT_JOB]
         .into_iter()
         .chain(WARMUP_JOBS)
         .chain(knobs.cold_jobs());
@@ -180,6 +200,14 @@ fn entry_url(gateway: &Gateway, job: u64) -> String {
         "{}/projects/{PROJECT}/jobs/{job}/artifacts/{}",
         gateway.api(),
         corpus::entry_name(corpus::ENTRY_INDEX)
+    )
+}
+
+fn text_url(gateway: &Gateway) -> String {
+    format!(
+        "{}/projects/{PROJECT}/jobs/{TEXT_JOB}/artifacts/{}",
+        gateway.api(),
+        corpus::TEXT_ENTRY
     )
 }
 
@@ -273,13 +301,24 @@ async fn run(knobs: &Knobs, s3: &s3::S3Server, endpoint: &str, backend: &SampleB
         upload(store.as_ref(), &key, &big).await;
     }
     let big = Arc::new(big.to_vec());
+    let mib = knobs.text_mib;
+    let (text_zip, text) = tokio::task::spawn_blocking(move || corpus::deflated_archive(mib))
+        .await
+        .unwrap();
+    let text_zip = bytes::Bytes::from(text_zip);
+    for key in keys(backend, TEXT_JOB) {
+        upload(store.as_ref(), &key, &text_zip).await;
+    }
+    let text = Arc::new(text);
     eprintln!(
-        "uploaded {} archives of {} entries ({}–{} bytes) and one of {} bytes, at two keys each, in {:.1} s",
+        "uploaded {} archives of {} entries ({}–{} bytes), one of {} bytes and one of {} bytes ({} of text), at two keys each, in {:.1} s",
         sizes.len(),
         knobs.entries,
         sizes.iter().min().unwrap(),
         sizes.iter().max().unwrap(),
         big.len(),
+        text_zip.len(),
+        text.len(),
         started.elapsed().as_secs_f64()
     );
 
@@ -311,6 +350,26 @@ async fn run(knobs: &Knobs, s3: &s3::S3Server, endpoint: &str, backend: &SampleB
         scratch.display()
     );
 
+    let nginx = knobs.peers.then(|| {
+        peers::Nginx::start(
+            &knobs.nginx,
+            endpoint.trim_start_matches("http://"),
+            &scratch,
+        )
+    });
+    let mut peer_report = peers::PeerReport::default();
+    // The peers' index in each round's order: after the gateways, rotated with them.
+    let peer = gateways.len();
+    let with_peer = |order: &[usize]| -> Vec<usize> {
+        let mut all: Vec<usize> = order.to_vec();
+        if knobs.peers {
+            let at = order.iter().position(|&g| g == 0).unwrap_or(0);
+            all.insert(at, peer);
+        }
+        all
+    };
+    let text_what = format!("{} MiB deflated entry", knobs.text_mib);
+
     let failures: load::Shared = Arc::default();
     let warm_expected = Arc::new(corpus::entry_text(WARM_JOB, corpus::ENTRY_INDEX));
     // Warm-up, not measured: the warm file, the archive, and a few cold jobs per gateway.
@@ -321,6 +380,7 @@ async fn run(knobs: &Knobs, s3: &s3::S3Server, endpoint: &str, backend: &SampleB
             requests.push((entry_url(gateway, job), expected));
         }
         load::cold(&requests, &failures).await;
+        load::archive(&text_url(gateway), Arc::clone(&text), 1, &failures).await;
         load::archive(
             &archive_url(gateway, BIG_JOB),
             Arc::clone(&big),
@@ -337,10 +397,7 @@ async fn run(knobs: &Knobs, s3: &s3::S3Server, endpoint: &str, backend: &SampleB
     let pids: Vec<u32> = gateways.iter().map(Gateway::pid).collect();
     // What a phase cost elsewhere: S3 requests, backend requests, gateway CPU.
     let phase = |report: &mut Report, g: usize, class: Class, before: Mark, requests| {
-        let trips = report
-            .trips
-            .entry((class, g))
-            .or_insert_with(Trips::default);
+        let trips = report.trips.entry((class, g)).or_default();
         trips.requests += requests as u64;
         trips.gets += (s3.get_count() - before.gets) as u64;
         trips.heads += (s3.head_count() - before.heads) as u64;
@@ -374,7 +431,38 @@ async fn run(knobs: &Knobs, s3: &s3::S3Server, endpoint: &str, backend: &SampleB
         // 1. Cold single files: this round's jobs, new to every gateway.
         let first = COLD_BASE + (round * knobs.cold_per_round) as u64;
         let jobs: Vec<u64> = (first..first + knobs.cold_per_round as u64).collect();
-        for &g in &order {
+        for &g in &with_peer(&order) {
+            if g == peer {
+                let mut urls = Vec::new();
+                for &job in &jobs {
+                    urls.push(peers::presigned(&backend.url(), PROJECT, job).await);
+                }
+                backend.clear_requests();
+                let gets = s3.get_count();
+                // The script's `cold` mode takes (size, URL) pairs: each job's entry differs.
+                let args: Vec<String> = urls
+                    .iter()
+                    .zip(&jobs)
+                    .flat_map(|(url, &job)| {
+                        [
+                            corpus::entry_text(job, corpus::ENTRY_INDEX)
+                                .len()
+                                .to_string(),
+                            url.clone(),
+                        ]
+                    })
+                    .collect();
+                let name = corpus::entry_name(corpus::ENTRY_INDEX);
+                let r = peers::remotezip("cold", &args, &name, 0, 0.0, &failures).await;
+                let latencies = r.latencies;
+                peer_report.add_latency(
+                    "cold single file",
+                    "remotezip",
+                    &latencies,
+                    s3.get_count() - gets,
+                );
+                continue;
+            }
             let requests: Vec<_> = jobs
                 .iter()
                 .map(|&job| {
@@ -384,7 +472,14 @@ async fn run(knobs: &Knobs, s3: &s3::S3Server, endpoint: &str, backend: &SampleB
                 .collect();
             let ranges_before = s3.get_ranges().len();
             let before = mark(g);
+            let gets = s3.get_count();
             let pass = load::cold(&requests, &failures).await;
+            peer_report.add_latency(
+                "cold single file",
+                modes[g].label(),
+                &pass.latencies,
+                s3.get_count() - gets,
+            );
             phase(&mut report, g, Class::Cold, before, pass.latencies.len());
             if round == 0 {
                 // The storage reads of the first cold request, to show what they are.
@@ -412,8 +507,36 @@ async fn run(knobs: &Knobs, s3: &s3::S3Server, endpoint: &str, backend: &SampleB
         report.add_backend(routes, lookups);
         // 2. Warm single file.
         for &conc in &knobs.warm_concs {
-            for &g in &order {
+            for &g in &with_peer(&order) {
+                if g == peer {
+                    if conc == 1 {
+                        let url = peers::presigned(&backend.url(), PROJECT, WARM_JOB).await;
+                        backend.clear_requests();
+                        let gets = s3.get_count();
+                        let name = corpus::entry_name(corpus::ENTRY_INDEX);
+                        let r = peers::remotezip(
+                            "warm",
+                            &[url],
+                            &name,
+                            warm_expected.len(),
+                            knobs.warm_secs,
+                            &failures,
+                        )
+                        .await;
+                        // The unmeasured first read (open: tail and central directory) excluded.
+                        let gets = s3.get_count() - gets;
+                        let first = gets.saturating_sub(r.latencies.len());
+                        peer_report.add_latency(
+                            "warm single file, C=1",
+                            "remotezip, zip kept open",
+                            &r.latencies,
+                            gets - first,
+                        );
+                    }
+                    continue;
+                }
                 let before = mark(g);
+                let gets = s3.get_count();
                 let pass = load::warm(
                     &entry_url(&gateways[g], WARM_JOB),
                     Arc::clone(&warm_expected),
@@ -422,6 +545,12 @@ async fn run(knobs: &Knobs, s3: &s3::S3Server, endpoint: &str, backend: &SampleB
                     &failures,
                 )
                 .await;
+                peer_report.add_latency(
+                    &format!("warm single file, C={conc}"),
+                    modes[g].label(),
+                    &pass.latencies,
+                    s3.get_count() - gets,
+                );
                 // The unmeasured first request of each client is counted too.
                 phase(
                     &mut report,
@@ -435,8 +564,28 @@ async fn run(knobs: &Knobs, s3: &s3::S3Server, endpoint: &str, backend: &SampleB
         }
         // 3. Whole archives.
         for &conc in &knobs.archive_concs {
-            for &g in &order {
+            let what = format!("whole archive, C={conc}");
+            for &g in &with_peer(&order) {
+                if let (true, Some(nginx)) = (g == peer, &nginx) {
+                    let url = nginx.url(
+                        &peers::presigned(&backend.url(), PROJECT, BIG_JOB).await,
+                        endpoint,
+                    );
+                    backend.clear_requests();
+                    let cpu = nginx.cpu_seconds();
+                    let pass = load::archive(&url, Arc::clone(&big), conc, &failures).await;
+                    let cpu = nginx.cpu_seconds() - cpu;
+                    peer_report.add_throughput(
+                        &what,
+                        "nginx proxy_pass",
+                        pass.latencies.len() * big.len(),
+                        pass.wall,
+                        cpu,
+                    );
+                    continue;
+                }
                 let before = mark(g);
+                let cpu = gateway::cpu_seconds(pids[g]);
                 let pass = load::archive(
                     &archive_url(&gateways[g], BIG_JOB),
                     Arc::clone(&big),
@@ -451,8 +600,48 @@ async fn run(knobs: &Knobs, s3: &s3::S3Server, endpoint: &str, backend: &SampleB
                     before,
                     pass.latencies.len(),
                 );
+                let cpu = gateway::cpu_seconds(pids[g]) - cpu;
+                peer_report.add_throughput(
+                    &what,
+                    modes[g].label(),
+                    pass.latencies.len() * big.len(),
+                    pass.wall,
+                    cpu,
+                );
                 report.add_archive(g, conc, big.len(), &pass);
             }
+        }
+        // 5. One large deflated entry.
+        for &g in &with_peer(&order) {
+            if g == peer {
+                let url = peers::presigned(&backend.url(), PROJECT, TEXT_JOB).await;
+                backend.clear_requests();
+                let r = peers::remotezip(
+                    "read",
+                    &[url],
+                    corpus::TEXT_ENTRY,
+                    text.len(),
+                    0.0,
+                    &failures,
+                )
+                .await;
+                if !r.cpu.is_nan() && r.cpu > 0.0 {
+                    peer_report.add_throughput(&text_what, "remotezip", text.len(), r.wall, r.cpu);
+                }
+                continue;
+            }
+            let cpu = gateway::cpu_seconds(pids[g]);
+            let pass =
+                load::archive(&text_url(&gateways[g]), Arc::clone(&text), 1, &failures).await;
+            let cpu = gateway::cpu_seconds(pids[g]) - cpu;
+            backend.clear_requests();
+            peer_report.add_throughput(
+                &text_what,
+                modes[g].label(),
+                pass.latencies.len() * text.len(),
+                pass.wall,
+                cpu,
+            );
         }
         let f = failures.lock().unwrap();
         if f.count > 0 {
@@ -464,12 +653,35 @@ async fn run(knobs: &Knobs, s3: &s3::S3Server, endpoint: &str, backend: &SampleB
         }
     }
 
-    let mut alive = BTreeMap::new();
-    for (g, gateway) in gateways.iter_mut().enumerate() {
-        alive.insert(g, gateway.alive());
+    // The rounds' peak, before the memory passes reset it.
+    for (g, gateway) in gateways.iter().enumerate() {
         report
             .peak_rss_kib
             .insert(g, gateway::peak_rss_kib(gateway.pid()));
+    }
+    // Memory per S3 stream: the peak of each pass alone.
+    for &conc in &knobs.rss_concs {
+        for (g, gateway) in gateways.iter().enumerate() {
+            eprintln!("memory: {} C={conc}", gateway.mode.label());
+            gateway::reset_peak_rss(pids[g]);
+            load::archive(
+                &archive_url(gateway, BIG_JOB),
+                Arc::clone(&big),
+                conc,
+                &failures,
+            )
+            .await;
+            peer_report.rss.insert(
+                (gateway.mode.label().to_owned(), conc),
+                gateway::peak_rss_kib(pids[g]),
+            );
+        }
+    }
+    backend.clear_requests();
+
+    let mut alive = BTreeMap::new();
+    for (g, gateway) in gateways.iter_mut().enumerate() {
+        alive.insert(g, gateway.alive());
     }
     report.alive = alive;
     report.load = (load_start, load_average());
@@ -477,6 +689,16 @@ async fn run(knobs: &Knobs, s3: &s3::S3Server, endpoint: &str, backend: &SampleB
     drop(gateways);
     let failures = failures.lock().unwrap();
     report.print(&failures);
+    if knobs.peers || !knobs.rss_concs.is_empty() {
+        peer_report.print(|what| {
+            if what.starts_with("whole archive") {
+                "nginx proxy_pass"
+            } else {
+                "remotezip"
+            }
+        });
+    }
+    drop(nginx);
     let ok = failures.count == 0 && report.alive.values().all(|&a| a);
     if ok && std::env::var("KEEP_SCRATCH").ok().as_deref() != Some("1") {
         let _ = std::fs::remove_dir_all(&scratch);

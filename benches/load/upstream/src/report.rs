@@ -40,6 +40,9 @@ pub struct Trips {
     pub cpu: f64,
 }
 
+/// One warm pass: requests/s, p50 ms, p99 ms.
+type WarmRound = (f64, f64, f64);
+
 pub struct Report {
     knobs: Vec<(&'static str, String)>,
     modes: Vec<Mode>,
@@ -47,7 +50,7 @@ pub struct Report {
     /// Per gateway: each round's (p50, p90) in ms.
     cold: BTreeMap<usize, Vec<(f64, f64)>>,
     /// Per (C, gateway): each round's (requests/s, p50 ms, p99 ms).
-    warm: BTreeMap<(usize, usize), Vec<(f64, f64, f64)>>,
+    warm: BTreeMap<(usize, usize), Vec<WarmRound>>,
     /// Per (C, gateway): each round's MB/s (10^6 B/s).
     archive: BTreeMap<(usize, usize), Vec<f64>>,
     /// Each round's (archive route p50, p90, job lookup p50, p90) in ms.
@@ -65,7 +68,7 @@ pub struct Report {
 }
 
 /// Nearest-rank percentile of sorted µs, in ms.
-fn pct(sorted: &[u64], p: f64) -> f64 {
+pub fn pct(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -78,7 +81,7 @@ fn sorted(mut v: Vec<u64>) -> Vec<u64> {
     v
 }
 
-fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
     let mut v: Vec<f64> = values.into_iter().collect();
     if v.is_empty() {
         return f64::NAN;
@@ -111,6 +114,9 @@ impl Report {
                 ("BACKEND_SAMPLES", knobs.backend_samples.to_string()),
                 ("NO_CACHE", u8::from(knobs.no_cache).to_string()),
                 ("S3_RELAY", u8::from(knobs.relay).to_string()),
+                ("PEERS", u8::from(knobs.peers).to_string()),
+                ("TEXT_MB", knobs.text_mib.to_string()),
+                ("RSS_CONCS", concs(&knobs.rss_concs)),
             ],
             modes,
             rounds: knobs.rounds,
@@ -315,7 +321,7 @@ impl Report {
             );
         }
         println!(
-            "\nGateway peak RSS (VmHWM): {}",
+            "\nGateway peak RSS over the rounds (VmHWM): {}",
             list(gateways.iter().map(|&g| format!(
                 "{} {:.1} MiB;",
                 self.label(g),
