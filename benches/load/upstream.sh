@@ -17,7 +17,9 @@ cd "$(dirname "$0")/../.."
 . benches/load/lib.sh
 if [ "${PEERS:-1}" != 0 ]; then
   install_missing nginx:nginx python3:python3
-  python3 -c 'import remotezip' 2>/dev/null || python3 -m pip install --quiet remotezip
+  # A Debian python3 refuses pip's installs outside a venv (PEP 668) unless told.
+  python3 -c 'import remotezip' 2>/dev/null || python3 -m pip install --quiet remotezip \
+    || python3 -m pip install --quiet --break-system-packages remotezip
   export NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
 fi
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
