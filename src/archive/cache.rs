@@ -308,10 +308,10 @@ fn open_estimate(bytes: u64) -> u64 {
 }
 
 /// What parsing `bytes` of directory as they stream holds at most: the index being built
-/// (the bytes + 2 an entry) and the sort's scratch (24 bytes an entry, 46 bytes or more
-/// each), within 1.2 times them; the bytes themselves are never held together.
+/// (the bytes + 10 an entry) and the sort's scratch (28 bytes an entry), with entries of
+/// 46 bytes or more, within twice them; the bytes themselves are never held together.
 fn directory_estimate(bytes: u64) -> u64 {
-    bytes.saturating_mul(6) / 5
+    bytes.saturating_mul(2)
 }
 
 /// `range` of the object: from the tail when it covers it, else one ranged read of what

@@ -66,9 +66,9 @@
 //!   that the directory's size can hold it (46 bytes an entry), and a directory over
 //!   [`IndexLimits::max_directory_bytes`] is refused from its declared size, before it is
 //!   read. A directory read separately is parsed as it streams ([`DirectoryParser`]), so
-//!   an open holds the index (the directory's bytes + 2 an entry, + what non-UTF-8 names
+//!   an open holds the index (the directory's bytes + 10 an entry, + what non-UTF-8 names
 //!   gain when decoded, capped at `max_directory_bytes` of names) and the sort's scratch
-//!   (24 bytes an entry), never the directory's bytes beside it.
+//!   (28 bytes an entry), never the directory's bytes beside it.
 
 mod cp437;
 mod directory;
@@ -90,7 +90,7 @@ mod tests;
 use std::ops::Range;
 
 pub use directory::DirectoryParser;
-pub use table::ZipIndex;
+pub use table::{Listed, ZipIndex};
 
 /// Tail length that guarantees the end records are found in one read: EOCD (22) + the
 /// longest comment (65,535) + zip64 locator (20) + zip64 end record (56).

@@ -39,8 +39,8 @@ pub struct DirectoryParser {
 impl DirectoryParser {
     pub(super) fn new(plan: Plan, object_size: u64) -> Self {
         // `count * 46 <= size` was checked against the end records, so neither reservation
-        // exceeds what the directory's declared bytes can hold: the records' 48 bytes each
-        // are at most 48/46 of the size, and the raw names fit in what the fixed headers
+        // exceeds what the directory's declared bytes can hold: the records' 56 bytes each
+        // are at most 56/46 of the size, and the raw names fit in what the fixed headers
         // leave. Names that grow when decoded (CP437, lossy UTF-8) grow the buffer past it.
         let count = usize::try_from(plan.count).unwrap_or(usize::MAX);
         let name_room = plan
@@ -273,7 +273,7 @@ mod tests {
         let zip = Archive::with(entries).build();
         let index = index(&zip).unwrap();
         let directory = index.directory_range();
-        let per_entry = 2; // 48-byte records for 46-byte headers
+        let per_entry = 10; // 56-byte records for 46-byte headers
         assert!(
             index.heap_bytes() as u64 <= directory.end - directory.start + 5_000 * per_entry + 128,
             "{} bytes for a directory of {}",

@@ -205,10 +205,62 @@ fn many_entries_use_zip64_count() {
         last.local_header_offset
     );
     assert!(index.is_directory("f"));
-    // Compact: 48 bytes a record plus the 7-byte names.
+    // Compact: 56 bytes a record plus the 7-byte names.
     assert!(
-        index.heap_bytes() < 70_000 * 56 + 1024,
+        index.heap_bytes() < 70_000 * (56 + 7) + 1024,
         "{}",
         index.heap_bytes()
     );
+}
+
+#[test]
+fn listings_carry_modes_times_and_runs_by_prefix() {
+    use std::io::Write as _;
+    use zip::write::SimpleFileOptions;
+    // A Unix writer: the `zip` crate records modes as host 3 ("version made by" high byte).
+    let time = zip::DateTime::from_date_and_time(2024, 5, 17, 13, 45, 30).unwrap();
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = SimpleFileOptions::default().last_modified_time(time);
+    writer
+        .add_directory("bin/", options.unix_permissions(0o750))
+        .unwrap();
+    for (name, mode) in [
+        ("bin/run", 0o755),
+        ("bin.txt", 0o600),
+        ("bin/sub/x", 0o644),
+        ("binary", 0o644),
+    ] {
+        writer
+            .start_file(name, options.unix_permissions(mode))
+            .unwrap();
+        writer.write_all(name.as_bytes()).unwrap();
+    }
+    let zip = writer.finish().unwrap().into_inner();
+    let index = index(&zip).unwrap();
+
+    let names: Vec<&str> = index.starting_with("bin/").map(|e| e.name).collect();
+    assert_eq!(names, ["bin/", "bin/run", "bin/sub/x"]);
+    let all: Vec<&str> = index.starting_with("").map(|e| e.name).collect();
+    assert_eq!(all, ["bin.txt", "bin/", "bin/run", "bin/sub/x", "binary"]);
+    assert_eq!(index.starting_with("nothing/").count(), 0);
+    assert_eq!(index.starting_with("binary/").count(), 0);
+
+    let run = index.starting_with("bin/run").next().unwrap();
+    assert_eq!(run.info, index.get("bin/run").unwrap());
+    // S_IFREG | 0755, and S_IFDIR | 0750 for the directory entry.
+    assert_eq!(run.unix_mode, 0o100755);
+    let dir = index.starting_with("bin/").next().unwrap();
+    assert_eq!(dir.unix_mode & 0o170777, 0o040750);
+    // MS-DOS date: years since 1980, month, day; time: hours, minutes, seconds / 2.
+    let date = ((2024 - 1980) << 9) | (5 << 5) | 17;
+    let clock = (13 << 11) | (45 << 5) | (30 / 2);
+    assert_eq!(run.modified, (date << 16) | clock);
+}
+
+#[test]
+fn writers_without_unix_modes_leave_them_zero() {
+    // The hand-built archives leave the external attributes 0: no mode recorded.
+    let zip = Archive::with(vec![Entry::new("a.txt", b"hello")]).build();
+    let index = index(&zip).unwrap();
+    assert_eq!(index.starting_with("a").next().unwrap().unix_mode, 0);
 }

@@ -28,7 +28,7 @@ pub(super) fn le64(b: &[u8], at: usize) -> u64 {
     })
 }
 
-/// One entry, 48 bytes; its name is `names[name_start..name_start + name_len]`.
+/// One entry, 56 bytes; its name is `names[name_start..name_start + name_len]`.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Record {
     pub local_header_offset: u64,
@@ -38,8 +38,26 @@ pub(super) struct Record {
     pub crc32: u32,
     pub name_start: u32,
     pub name_len: u32,
+    /// MS-DOS date (high half) and time (low half), as stored.
+    pub modified: u32,
     pub flags: u16,
     pub method: u16,
+    /// The Unix mode from the external attributes, when a Unix writer set one; else 0.
+    pub unix_mode: u16,
+}
+
+/// Host systems (high byte of "version made by") whose external attributes carry a Unix
+/// mode in their upper 16 bits: Unix and OS X (APPNOTE 4.4.2).
+const UNIX_HOSTS: [u8; 2] = [3, 19];
+
+/// The Unix mode of a central header, when its writer recorded one.
+fn unix_mode(header: &[u8]) -> u16 {
+    let [_, host] = le16(header, 4).to_le_bytes();
+    if UNIX_HOSTS.contains(&host) {
+        (le32(header, 38) >> 16) as u16
+    } else {
+        0
+    }
 }
 
 /// The parsed directory, in directory order; names are concatenated in `names`.
@@ -118,8 +136,10 @@ pub(super) fn parse_one(
         crc32: le32(header, 16),
         name_start,
         name_len,
+        modified: u32::from(le16(header, 14)) << 16 | u32::from(le16(header, 12)),
         flags,
         method: le16(header, 10),
+        unix_mode: unix_mode(header),
     };
     Ok(Some((record, total)))
 }

@@ -20,6 +20,31 @@ pub struct ZipIndex {
     archive_size: u64,
 }
 
+fn info_of(r: &Record) -> EntryInfo {
+    EntryInfo {
+        local_header_offset: r.local_header_offset,
+        compressed_size: r.compressed_size,
+        uncompressed_size: r.uncompressed_size,
+        method: Method::from(r.method),
+        flags: r.flags,
+        crc32: r.crc32,
+        data_end: r.data_end,
+    }
+}
+
+/// One entry as listed: its name, what reading it needs, and what a listing or a new
+/// archive of it shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed<'a> {
+    pub name: &'a str,
+    pub info: EntryInfo,
+    /// MS-DOS date (high half) and time (low half), as the writer stored them.
+    pub modified: u32,
+    /// The Unix mode the writer recorded in the external attributes (Unix and OS X
+    /// hosts), else 0.
+    pub unix_mode: u16,
+}
+
 fn name_of<'a>(names: &'a str, r: &Record) -> &'a str {
     let start = r.name_start as usize;
     names.get(start..start + r.name_len as usize).unwrap_or("")
@@ -30,7 +55,7 @@ impl ZipIndex {
     /// names and sorts by name.
     ///
     /// Memory beside the records and names it is given: 4 bytes an entry for the order by
-    /// offset, then the stable sort's scratch (half the records, 24 bytes an entry), one
+    /// offset, then the stable sort's scratch (half the records, 28 bytes an entry), one
     /// after the other. The names are not copied: those of dropped duplicates stay in the
     /// buffer, which the directory's bytes bound anyway.
     pub(super) fn build(
@@ -90,16 +115,26 @@ impl ZipIndex {
             .records
             .binary_search_by(|r| self.name(r).cmp(name))
             .ok()?;
-        let r = &self.records[i];
-        Some(EntryInfo {
-            local_header_offset: r.local_header_offset,
-            compressed_size: r.compressed_size,
-            uncompressed_size: r.uncompressed_size,
-            method: Method::from(r.method),
-            flags: r.flags,
-            crc32: r.crc32,
-            data_end: r.data_end,
-        })
+        Some(info_of(&self.records[i]))
+    }
+
+    /// The entries whose names start with `prefix` (all of them for `""`), in byte order
+    /// of their names: one contiguous run of the sorted records, found by binary search.
+    pub fn starting_with<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = Listed<'a>> {
+        let first = self.records.partition_point(|r| self.name(r) < prefix);
+        self.records[first..]
+            .iter()
+            .map(|r| self.listed(r))
+            .take_while(move |entry| entry.name.starts_with(prefix))
+    }
+
+    fn listed<'a>(&'a self, r: &Record) -> Listed<'a> {
+        Listed {
+            name: self.name(r),
+            info: info_of(r),
+            modified: r.modified,
+            unix_mode: r.unix_mode,
+        }
     }
 
     /// Whether `name` is a directory: an entry `name/` exists or some entry's name starts
@@ -134,8 +169,8 @@ impl ZipIndex {
     }
 
     /// Memory held by the index: the capacity of its two buffers plus the struct itself,
-    /// for weighing it in a cache. At most the directory's bytes plus 2 bytes an entry
-    /// (48-byte records for 46-byte headers) plus what non-UTF-8 names gain when decoded.
+    /// for weighing it in a cache. At most the directory's bytes plus 10 bytes an entry
+    /// (56-byte records for 46-byte headers) plus what non-UTF-8 names gain when decoded.
     pub fn heap_bytes(&self) -> usize {
         self.names.capacity()
             + self.records.capacity() * std::mem::size_of::<Record>()
