@@ -25,6 +25,19 @@ pub enum GatewayError {
     /// A required query parameter is missing; Grape answers `{"error": "job is missing"}`.
     #[error("missing parameter: {0}")]
     MissingParam(&'static str),
+    /// A query parameter or body field has a value we cannot use; the text is the whole
+    /// Grape-style error ("recursive is invalid", "glob is invalid: an absolute path").
+    #[error("invalid parameter: {0}")]
+    InvalidParam(String),
+    /// A credential-free link that is not one of ours (tampered, truncated, unknown key).
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// A link that was ours and has expired.
+    #[error("gone: {0}")]
+    Gone(&'static str),
+    /// The request asks for more than a configured cap allows.
+    #[error("too large: {0}")]
+    TooLarge(String),
     /// Nothing there; the message is GitLab's wording for this case ("404 Not Found",
     /// "404 Not found", "404 Job Not Found").
     #[error("not found: {0}")]
@@ -71,9 +84,13 @@ pub enum GatewayError {
 impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) | Self::MissingParam(_) | Self::ProxyRefused => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::BadRequest(_)
+            | Self::MissingParam(_)
+            | Self::InvalidParam(_)
+            | Self::ProxyRefused => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Gone(_) => StatusCode::GONE,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -96,6 +113,7 @@ impl GatewayError {
             Self::MissingParam(name) => {
                 serde_json::json!({ "error": format!("{name} is missing") })
             }
+            Self::InvalidParam(text) => serde_json::json!({ "error": text }),
             Self::BadRequest(_) | Self::ProxyRefused => {
                 serde_json::json!({ "message": "400 Bad request" })
             }
@@ -106,6 +124,13 @@ impl GatewayError {
             }
             Self::UnsupportedEntry(reason) => {
                 serde_json::json!({ "message": format!("501 Not Implemented - {reason}") })
+            }
+            Self::Forbidden(reason) => {
+                serde_json::json!({ "message": format!("403 Forbidden - {reason}") })
+            }
+            Self::Gone(reason) => serde_json::json!({ "message": format!("410 Gone - {reason}") }),
+            Self::TooLarge(reason) => {
+                serde_json::json!({ "message": format!("413 Request Entity Too Large - {reason}") })
             }
             other => {
                 let status = other.status();

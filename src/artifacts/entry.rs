@@ -20,7 +20,9 @@
 //! aborted body), and kept as hot entries ([`crate::archive::hot`]): asked again, whole or
 //! a range, they cost no storage read until they age out or the archive is reopened.
 
+use std::future::Future;
 use std::ops::Range;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -45,7 +47,7 @@ use crate::storage::{Location, StorageError};
 use crate::upstream::jobs::Jobs;
 
 /// What went wrong while answering from an open archive.
-enum Failure {
+pub(super) enum Failure {
     /// The object changed since its index was read: reopen and try once more.
     Changed,
     /// Storage refused the located URL (upstream mode): locate once more.
@@ -83,25 +85,47 @@ impl Artifacts {
             JobSelector::Id(_) => FileEndpoint::ByJob,
             JobSelector::LatestOnRef { .. } => FileEndpoint::RawByRef,
         };
-        let source = &self.source;
-        let mut location = source
-            .archive(&self.storage, jobs, job, false)
-            .await?
-            .location;
-        // A changed object fails the ETag precondition: reopen once. A located URL that
-        // storage refuses (expired): locate once more.
+        self.on_archive(
+            |again| self.caller_archive(jobs, job, again),
+            |archive, location| async move {
+                self.entry_response(parts, &archive, &location, name, endpoint)
+                    .await
+            },
+        )
+        .await
+    }
+
+    /// Where the archive `job` names is, asked as the caller.
+    pub(super) async fn caller_archive(
+        &self,
+        jobs: &Jobs<'_>,
+        job: JobRef<'_>,
+        again: bool,
+    ) -> Result<Location, Stop> {
+        let at = self.source.archive(&self.storage, jobs, job, again).await?;
+        Ok(at.location)
+    }
+
+    /// `answer` from the open archive `locate(false)` names. A changed object fails the
+    /// ETag precondition of a read: the archive is reopened once. A located URL that
+    /// storage refuses (expired) is located once more (`locate(true)`).
+    pub(super) async fn on_archive<T, L, A>(
+        &self,
+        mut locate: impl FnMut(bool) -> L,
+        mut answer: impl FnMut(Arc<Archive>, Location) -> A,
+    ) -> Result<T, Stop>
+    where
+        L: Future<Output = Result<Location, Stop>>,
+        A: Future<Output = Result<T, Failure>>,
+    {
+        let mut location = locate(false).await?;
         let (mut reopened, mut relocated) = (false, false);
         loop {
             let failure = match self.archives.open(&self.storage, &location).await {
-                Ok((archive, _)) => {
-                    match self
-                        .entry_response(parts, &archive, &location, name, endpoint)
-                        .await
-                    {
-                        Ok(response) => return Ok(response),
-                        Err(failure) => failure,
-                    }
-                }
+                Ok((archive, _)) => match answer(archive, location.clone()).await {
+                    Ok(answered) => return Ok(answered),
+                    Err(failure) => failure,
+                },
                 Err(OpenError::Storage(StorageError::Expired)) => Failure::Expired,
                 Err(error) => Failure::Error(error.into()),
             };
@@ -118,10 +142,7 @@ impl Artifacts {
                 }
                 Failure::Expired if !relocated => {
                     relocated = true;
-                    location = source
-                        .archive(&self.storage, jobs, job, true)
-                        .await?
-                        .location;
+                    location = locate(true).await?;
                 }
                 Failure::Expired => return Err(StorageError::Expired.into()),
                 Failure::Error(error) => return Err(error.into()),

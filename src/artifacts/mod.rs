@@ -6,13 +6,15 @@
 //! the caller is authorised: the backend's refusal is the answer), then streams them from
 //! there with ranges and conditional requests ([`object`]), presented as GitLab does
 //! ([`content`]). In upstream mode the job log is the backend's answer instead, with
-//! `Range` and `HEAD` added ([`trace`]).
+//! `Range` and `HEAD` added ([`trace`]). Beyond GitLab's routes, an archive can be listed
+//! ([`tree`]).
 
 pub mod content;
 pub mod entry;
 pub mod object;
 pub mod source;
 pub mod trace;
+pub mod tree;
 
 use std::sync::Arc;
 

@@ -139,6 +139,9 @@ Try:
   curl -H 'Range: bytes=100-' {base}/projects/1/jobs/104/trace
   # a running job's live log comes from the backend
   curl {base}/projects/1/jobs/106/trace
+
+  # beyond GitLab's own API: the archive's files, listed from its zip index
+  curl '{base}/projects/1/jobs/104/artifacts/tree?recursive=true'
 ",
             upstream = self.config.upstream.url,
             dir = self.storage_dir.display(),
@@ -179,6 +182,8 @@ Try:
   curl -i -H 'Range: bytes=0-99' {base}/projects/1/jobs/104/artifacts/dist/app.txt
   # a job log comes from the backend; the gateway adds the Range GitLab's route lacks: 206
   curl -i -H 'PRIVATE-TOKEN: demo-token' -H 'Range: bytes=0-9' {base}/projects/1/jobs/104/trace
+  # the archive's files, listed from its zip index (GitLab 18.8's route and answer)
+  curl -H 'JOB-TOKEN: job-token-106' '{base}/projects/1/jobs/104/artifacts/tree?recursive=true'
 ",
             upstream = self.config.upstream.url,
             dir = self.storage_dir.join(OBJECTS_DIR).display(),

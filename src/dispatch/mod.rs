@@ -24,7 +24,7 @@ use crate::metrics::{Metrics, StorageUse};
 use crate::observability::access_log::{self, AccessLog, Held};
 use crate::request::context::RequestContext;
 use crate::request::credentials::{self, Credentials};
-use crate::request::route::{self, Route};
+use crate::request::route::{self, JobRef, Route, View};
 use crate::storage::Storage;
 use crate::upstream::cache::{MetadataCache, Scope};
 use crate::upstream::headers;
@@ -222,6 +222,19 @@ impl AppState {
             };
         }
         match &ctx.route {
+            Route::ArchiveView { project, job, view } => {
+                let (parts, _) = request.into_parts();
+                let jobs = self.jobs(&ctx);
+                let job = JobRef::new(project, job.selector());
+                match view {
+                    View::Tree => self.artifacts.tree(&jobs, &parts, job).await,
+                    View::Part => Err(GatewayError::NotFound("404 Not Found").into()),
+                }
+            }
+            // Reserved for the gateway's routes; nothing is asked or read.
+            Route::Reserved | Route::IssueLink { .. } | Route::Link { .. } => {
+                Err(GatewayError::NotFound("404 Not Found").into())
+            }
             Route::ListProjectJobs { project } | Route::ListPipelineJobs { project, .. } => {
                 let scope = Scope::JobList {
                     project: project.clone(),

@@ -21,6 +21,8 @@ use percent_encoding::percent_decode_str;
 use std::fmt;
 
 const PREFIX: &str = "/api/v4/projects/";
+/// Where expiring links are served: outside the API, so no GitLab route can be shadowed.
+pub const LINKS_PREFIX: &str = "/-/links/";
 
 /// How a request names its project: numeric id or decoded namespaced path ("group/sub/project").
 ///
@@ -113,8 +115,54 @@ pub enum Route {
         path: String,
         job: String,
     },
+    /// GET|HEAD /projects/:id/jobs/:job_id/artifacts/tree (GitLab 18.8's listing),
+    /// /projects/:id/jobs/artifacts/:ref_name/tree?job=NAME (the gateway's), and
+    /// GET|HEAD .../artifacts/-/zip, .../jobs/artifacts/:ref_name/-/zip?job=NAME (a part of
+    /// the archive as a zip, the gateway's).
+    ArchiveView {
+        project: ProjectRef,
+        job: JobName,
+        view: View,
+    },
+    /// POST /projects/:id/jobs/:job_id/artifacts/-/links, and
+    /// POST /projects/:id/jobs/artifacts/-/links with `ref` and `job` in the body.
+    IssueLink {
+        project: ProjectRef,
+        job_id: Option<u64>,
+    },
+    /// GET|HEAD /-/links/:token: an expiring link, served without credentials.
+    Link { token: String },
+    /// GET|HEAD of an artifact path under `-/` that names no route of the gateway's: the
+    /// segment is reserved, so such a path is a 404 (it is not looked up in the archive).
+    Reserved,
     /// Anything else: forwarded upstream unchanged.
     Other,
+}
+
+/// What an [`Route::ArchiveView`] shows of the archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Tree,
+    Part,
+}
+
+/// The job a route names, owned: by id, or the newest successful job of a name on a ref.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobName {
+    Id(u64),
+    LatestOnRef { ref_name: String, job: String },
+}
+
+impl JobName {
+    pub fn selector(&self) -> JobSelector<'_> {
+        match self {
+            JobName::Id(id) => JobSelector::Id(*id),
+            JobName::LatestOnRef { ref_name, job } => JobSelector::LatestOnRef {
+                ref_name,
+                job_name: job,
+            },
+        }
+    }
 }
 
 impl Route {
@@ -146,7 +194,9 @@ impl Route {
 
     /// Short stable name for logs and metrics: "list_project_jobs", "list_pipeline_jobs", "get_job",
     /// "cancel", "retry", "erase", "play", "keep_artifacts", "delete_artifacts", "trace", "archive",
-    /// "artifact_file", "archive_by_ref", "artifact_file_by_ref", "other".
+    /// "artifact_file", "archive_by_ref", "artifact_file_by_ref", "artifact_tree",
+    /// "artifact_tree_by_ref", "archive_part", "archive_part_by_ref", "issue_link",
+    /// "issue_link_by_ref", "link", "reserved", "other".
     pub fn name(&self) -> &'static str {
         match self {
             Route::ListProjectJobs { .. } => "list_project_jobs",
@@ -165,6 +215,18 @@ impl Route {
             Route::ArtifactFile { .. } => "artifact_file",
             Route::ArchiveByRef { .. } => "archive_by_ref",
             Route::ArtifactFileByRef { .. } => "artifact_file_by_ref",
+            Route::ArchiveView { job, view, .. } => match (view, job) {
+                (View::Tree, JobName::Id(_)) => "artifact_tree",
+                (View::Tree, JobName::LatestOnRef { .. }) => "artifact_tree_by_ref",
+                (View::Part, JobName::Id(_)) => "archive_part",
+                (View::Part, JobName::LatestOnRef { .. }) => "archive_part_by_ref",
+            },
+            Route::IssueLink {
+                job_id: Some(_), ..
+            } => "issue_link",
+            Route::IssueLink { job_id: None, .. } => "issue_link_by_ref",
+            Route::Link { .. } => "link",
+            Route::Reserved => "reserved",
             Route::Other => "other",
         }
     }
@@ -180,8 +242,10 @@ impl Route {
             | Route::Archive { project, .. }
             | Route::ArtifactFile { project, .. }
             | Route::ArchiveByRef { project, .. }
-            | Route::ArtifactFileByRef { project, .. } => Some(project),
-            Route::Other => None,
+            | Route::ArtifactFileByRef { project, .. }
+            | Route::ArchiveView { project, .. }
+            | Route::IssueLink { project, .. } => Some(project),
+            Route::Link { .. } | Route::Reserved | Route::Other => None,
         }
     }
 }
@@ -212,6 +276,16 @@ impl std::error::Error for RouteError {}
 /// "/api/v4/projects/group%2Fproject/jobs/7/artifacts/dir/a%20b.txt"); `query` is the raw query
 /// string without '?'. Errors only for GET/HEAD requests to the artifact file and by-ref routes.
 pub fn match_route(method: &Method, path: &str, query: Option<&str>) -> Result<Route, RouteError> {
+    let get_or_head = method == Method::GET || method == Method::HEAD;
+    if let Some(token) = path.strip_prefix(LINKS_PREFIX) {
+        return Ok(match token {
+            // Tokens are base64url and `.`: nothing to decode, and no `/`.
+            token if get_or_head && !token.is_empty() && !token.contains('/') => Route::Link {
+                token: token.to_owned(),
+            },
+            _ => Route::Other,
+        });
+    }
     let Some(rest) = path.strip_prefix(PREFIX) else {
         return Ok(Route::Other);
     };
@@ -223,7 +297,7 @@ pub fn match_route(method: &Method, path: &str, query: Option<&str>) -> Result<R
         return Ok(Route::Other);
     };
     let get = method == Method::GET;
-    let get_or_head = get || method == Method::HEAD;
+    let post = method == Method::POST;
 
     if let Some(tail) = rest.strip_prefix("pipelines/") {
         return Ok(match tail.split_once('/') {
@@ -249,6 +323,12 @@ pub fn match_route(method: &Method, path: &str, query: Option<&str>) -> Result<R
     };
     // The literal `artifacts` where a job id would be opens the by-ref family.
     if let Some(by_ref) = jobs_rest.strip_prefix("artifacts/") {
+        if post && by_ref == "-/links" {
+            return Ok(Route::IssueLink {
+                project,
+                job_id: None,
+            });
+        }
         if !get_or_head {
             return Ok(Route::Other);
         }
@@ -262,7 +342,12 @@ pub fn match_route(method: &Method, path: &str, query: Option<&str>) -> Result<R
     let Some(job_id) = parse_digits(job_raw) else {
         return Ok(Route::Other);
     };
-    let post = method == Method::POST;
+    if post && tail == Some("artifacts/-/links") {
+        return Ok(Route::IssueLink {
+            project,
+            job_id: Some(job_id),
+        });
+    }
     let action = match tail {
         Some("cancel") if post => Some(JobAction::Cancel),
         Some("retry") if post => Some(JobAction::Retry),
@@ -283,13 +368,17 @@ pub fn match_route(method: &Method, path: &str, query: Option<&str>) -> Result<R
         None if get => Route::GetJob { project, job_id },
         Some("trace") if get_or_head => Route::Trace { project, job_id },
         Some("artifacts") if get_or_head => Route::Archive { project, job_id },
-        // Also `GET .../artifacts/keep`: only POST makes `keep` an action; GET reads a file.
         Some(tail) if get_or_head => match tail.strip_prefix("artifacts/") {
-            Some(file_raw) => Route::ArtifactFile {
+            // GitLab's own route: a file named `tree` at the archive's root is not
+            // reachable by job id there either.
+            Some("tree") => view(project, JobName::Id(job_id), View::Tree),
+            Some("-/zip") => view(project, JobName::Id(job_id), View::Part),
+            // Also `GET .../artifacts/keep`: only POST makes `keep` an action; GET reads a file.
+            Some(file_raw) => file_route(decode_path(file_raw)?, |path| Route::ArtifactFile {
                 project,
                 job_id,
-                path: decode_path(file_raw)?,
-            },
+                path,
+            }),
             None => Route::Other,
         },
         _ => Route::Other,
@@ -321,7 +410,7 @@ fn match_by_ref(project: ProjectRef, rest: &str, query: Option<&str>) -> Result<
     }
     // Searching for "/raw/" finds the first `raw` segment that has a non-empty ref before it.
     let Some(at) = rest.find("/raw/") else {
-        return Ok(Route::Other);
+        return match_by_ref_view(project, rest, query);
     };
     let (ref_raw, file_raw) = (&rest[..at], &rest[at + "/raw/".len()..]);
     if ref_raw.is_empty() {
@@ -329,12 +418,50 @@ fn match_by_ref(project: ProjectRef, rest: &str, query: Option<&str>) -> Result<
     }
     // Grape validates required params before the endpoint looks at the path: same order here.
     let job = job_param(query)?;
-    Ok(Route::ArtifactFileByRef {
-        project,
-        ref_name: decode_path(ref_raw)?,
-        path: decode_path(file_raw)?,
-        job,
-    })
+    let ref_name = decode_path(ref_raw)?;
+    Ok(file_route(decode_path(file_raw)?, |path| {
+        Route::ArtifactFileByRef {
+            project,
+            ref_name,
+            path,
+            job,
+        }
+    }))
+}
+
+/// The gateway's by-ref views, tried after GitLab's two by-ref shapes: `:ref/-/zip` and
+/// `:ref/tree`, both with `?job=NAME`.
+fn match_by_ref_view(
+    project: ProjectRef,
+    rest: &str,
+    query: Option<&str>,
+) -> Result<Route, RouteError> {
+    let (ref_raw, which) = if let Some(ref_raw) = rest.strip_suffix("/-/zip") {
+        (ref_raw, View::Part)
+    } else if let Some(ref_raw) = rest.strip_suffix("/tree") {
+        (ref_raw, View::Tree)
+    } else {
+        return Ok(Route::Other);
+    };
+    if ref_raw.is_empty() {
+        return Ok(Route::Other);
+    }
+    let job = job_param(query)?;
+    let ref_name = decode_path(ref_raw)?;
+    Ok(view(project, JobName::LatestOnRef { ref_name, job }, which))
+}
+
+fn view(project: ProjectRef, job: JobName, view: View) -> Route {
+    Route::ArchiveView { project, job, view }
+}
+
+/// A single-file route, unless its path is under the reserved `-/` segment.
+fn file_route(path: String, route: impl FnOnce(String) -> Route) -> Route {
+    if path.starts_with("-/") {
+        Route::Reserved
+    } else {
+        route(path)
+    }
 }
 
 /// The `job` parameter, decoded as Rack does (`+` is a space); the last one wins, as in Rack.

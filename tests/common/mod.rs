@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod logs;
+pub mod python;
 pub mod raw;
 pub mod s3;
 pub mod storage;

@@ -35,7 +35,13 @@ fn run(req: &str) -> String {
             job,
             ..
         } => vec![ref_name, path, job],
-        Route::ListProjectJobs { .. } | Route::Other => vec![],
+        Route::ArchiveView { job, .. } => match job {
+            JobName::Id(id) => vec![id.to_string()],
+            JobName::LatestOnRef { ref_name, job } => vec![ref_name, job],
+        },
+        Route::IssueLink { job_id, .. } => job_id.iter().map(u64::to_string).collect(),
+        Route::Link { token } => vec![token],
+        Route::ListProjectJobs { .. } | Route::Reserved | Route::Other => vec![],
     };
     for field in fields {
         out = out + "|" + &field;
@@ -304,4 +310,40 @@ fn garbage_never_panics() {
             Ok(_) | Err(_) => {}
         }
     }
+}
+
+#[test]
+fn the_gateways_own_routes() {
+    check(&[
+        "GET ~5/jobs/7/artifacts/tree => artifact_tree|5|7",
+        "HEAD ~5/jobs/7/artifacts/tree?path=a&recursive=true => artifact_tree|5|7",
+        "GET ~5/jobs/artifacts/main/tree?job=b => artifact_tree_by_ref|5|main|b",
+        "GET ~5/jobs/artifacts/feature/x/tree?job=b => artifact_tree_by_ref|5|feature/x|b",
+        "GET ~5/jobs/artifacts/main/tree => Missing: job is missing",
+        "GET ~5/jobs/artifacts/tree?job=b => other", // empty ref
+        // GitLab's `raw` shape is tried first: a file named `tree` by ref stays a file.
+        "GET ~5/jobs/artifacts/main/raw/d/tree?job=b => artifact_file_by_ref|5|main|d/tree|b",
+        "GET ~5/jobs/7/artifacts/d/tree => artifact_file|5|7|d/tree",
+        "GET ~5/jobs/7/artifacts/-/zip?path=a/ => archive_part|5|7",
+        "HEAD ~5/jobs/7/artifacts/-/zip => archive_part|5|7",
+        "GET ~5/jobs/artifacts/main/-/zip?job=b&glob=*.xml => archive_part_by_ref|5|main|b",
+        "GET ~5/jobs/artifacts/f%2Fg/-/zip?job=b => archive_part_by_ref|5|f/g|b",
+        "GET ~5/jobs/artifacts/-/zip?job=b => other",
+        "POST ~5/jobs/7/artifacts/-/links => issue_link|5|7",
+        "POST ~5/jobs/artifacts/-/links => issue_link_by_ref|5",
+        "GET ~5/jobs/7/artifacts/-/links => reserved",
+        "POST ~5/jobs/7/artifacts/-/zip => other",
+        "DELETE ~5/jobs/7/artifacts/tree => other",
+        // `-/` is reserved in the single-file routes.
+        "GET ~5/jobs/7/artifacts/-/other => reserved",
+        "GET ~5/jobs/7/artifacts/-/ => reserved",
+        "GET ~5/jobs/artifacts/main/raw/-/zip?job=b => reserved",
+        "GET ~5/jobs/7/artifacts/a/-/zip => artifact_file|5|7|a/-/zip",
+        "GET ~5/jobs/7/artifacts/-x => artifact_file|5|7|-x",
+        "GET /-/links/abc.def => link|abc.def",
+        "HEAD /-/links/abc => link|abc",
+        "GET /-/links/ => other",
+        "GET /-/links/a/b => other",
+        "POST /-/links/abc => other",
+    ]);
 }
