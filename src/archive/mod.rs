@@ -10,9 +10,12 @@
 //! - [`entry`]: one entry's bytes: local header, decoding, CRC-32 and size verification
 //!   with the last chunk held back; small entries decoded in one piece.
 //! - [`hot`]: the byte-bounded cache of hot small entries, decoded.
+//! - [`part`]: the layout and headers of a new zip holding some of an archive's entries,
+//!   their compressed bytes copied unchanged.
 
 pub mod budget;
 pub mod cache;
 pub mod entry;
 pub mod hot;
 pub mod index;
+pub mod part;

@@ -7,11 +7,12 @@
 //! there with ranges and conditional requests ([`object`]), presented as GitLab does
 //! ([`content`]). In upstream mode the job log is the backend's answer instead, with
 //! `Range` and `HEAD` added ([`trace`]). Beyond GitLab's routes, an archive can be listed
-//! ([`tree`]).
+//! ([`tree`]) and a part of it downloaded as a zip ([`part`]).
 
 pub mod content;
 pub mod entry;
 pub mod object;
+pub mod part;
 pub mod source;
 pub mod trace;
 pub mod tree;
@@ -57,10 +58,13 @@ pub enum Served {
 /// cache of open archives.
 pub struct Artifacts {
     pub source: Source,
-    pub storage: Storage,
+    /// Shared with the bodies that read on after the handler returned (parts of archives).
+    pub storage: Arc<Storage>,
     pub archives: ArchiveCache,
     /// Hot small entries, decoded (`zip.hot_entry_cache_bytes`).
     pub hot: HotEntries,
+    /// `zip.max_part_entries`.
+    pub max_part_entries: u64,
 }
 
 impl Artifacts {
@@ -83,9 +87,10 @@ impl Artifacts {
         ));
         Self {
             source: Source::new(config, Arc::clone(metrics)),
-            storage,
+            storage: Arc::new(storage),
             archives,
             hot: HotEntries::new(zip.hot_entry_cache_bytes, metrics),
+            max_part_entries: zip.max_part_entries,
         }
     }
 

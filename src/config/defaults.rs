@@ -127,6 +127,7 @@ impl Default for ZipConfig {
             // three decoders at the cap, or about 1,600 deflate streams.
             memory_budget: 512 * MIB,
             hot_entry_cache_bytes: 8 * MIB,
+            max_part_entries: 100_000,
         }
     }
 }

@@ -288,6 +288,9 @@ pub struct ZipConfig {
     /// open archive (object and ETag) they were read from: a hot small file is answered
     /// without any storage read. 0 keeps none.
     pub hot_entry_cache_bytes: u64,
+    /// Most entries one `…/artifacts/-/zip` answer may hold; a selection matching more is
+    /// a 413. Bounds the per-request plan (4 bytes an entry) and the answer's directory.
+    pub max_part_entries: u64,
 }
 
 impl TlsConfig {

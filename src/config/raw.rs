@@ -150,6 +150,7 @@ struct RawZip {
     max_decoder_memory: Option<Size>,
     memory_budget: Option<Size>,
     hot_entry_cache_bytes: Option<Size>,
+    max_part_entries: Option<u64>,
 }
 
 impl RawConfig {

@@ -142,6 +142,8 @@ Try:
 
   # beyond GitLab's own API: the archive's files, listed from its zip index
   curl '{base}/projects/1/jobs/104/artifacts/tree?recursive=true'
+  # ...and a part of it as a zip, entries copied without recompression (`unzip -l part.zip`)
+  curl -o part.zip '{base}/projects/1/jobs/104/artifacts/-/zip?path=docs&glob=**/*.html'
 ",
             upstream = self.config.upstream.url,
             dir = self.storage_dir.display(),

@@ -228,7 +228,7 @@ impl AppState {
                 let job = JobRef::new(project, job.selector());
                 match view {
                     View::Tree => self.artifacts.tree(&jobs, &parts, job).await,
-                    View::Part => Err(GatewayError::NotFound("404 Not Found").into()),
+                    View::Part => self.artifacts.part(&jobs, &parts, job).await,
                 }
             }
             // Reserved for the gateway's routes; nothing is asked or read.

@@ -2,6 +2,8 @@
 //!
 //! - [`tree`]: the listing of an archive's files (`…/artifacts/tree`, GitLab 18.8's
 //!   answer, and a by-ref form), from the zip index.
+//! - [`part`]: a part of an archive as a new zip (`…/artifacts/-/zip`), read back by
+//!   independent zip readers.
 //!
 //! Each behaviour runs per storage (`on_both_storages!`) or per artifact source
 //! (`on_every_source!`).
@@ -12,4 +14,5 @@ mod common;
 
 mod support;
 
+mod part;
 mod tree;

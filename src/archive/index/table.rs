@@ -38,6 +38,8 @@ fn info_of(r: &Record) -> EntryInfo {
 pub struct Listed<'a> {
     pub name: &'a str,
     pub info: EntryInfo,
+    /// The compression method as stored (`info.method` maps 20 and 93 both to zstd).
+    pub method_code: u16,
     /// MS-DOS date (high half) and time (low half), as the writer stored them.
     pub modified: u32,
     /// The Unix mode the writer recorded in the external attributes (Unix and OS X
@@ -121,17 +123,28 @@ impl ZipIndex {
     /// The entries whose names start with `prefix` (all of them for `""`), in byte order
     /// of their names: one contiguous run of the sorted records, found by binary search.
     pub fn starting_with<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = Listed<'a>> {
+        self.positions_starting_with(prefix)
+            .map(|at| self.listed(&self.records[at]))
+    }
+
+    /// Where the entries whose names start with `prefix` are in the name order (positions
+    /// for [`ZipIndex::at`]).
+    pub fn positions_starting_with(&self, prefix: &str) -> Range<usize> {
         let first = self.records.partition_point(|r| self.name(r) < prefix);
-        self.records[first..]
-            .iter()
-            .map(|r| self.listed(r))
-            .take_while(move |entry| entry.name.starts_with(prefix))
+        let run = self.records[first..].partition_point(|r| self.name(r).starts_with(prefix));
+        first..first + run
+    }
+
+    /// The entry at `position` in the name order (`0..len()`).
+    pub fn at(&self, position: usize) -> Option<Listed<'_>> {
+        self.records.get(position).map(|r| self.listed(r))
     }
 
     fn listed<'a>(&'a self, r: &Record) -> Listed<'a> {
         Listed {
             name: self.name(r),
             info: info_of(r),
+            method_code: r.method,
             modified: r.modified,
             unix_mode: r.unix_mode,
         }

@@ -184,6 +184,13 @@ impl RawZip {
                 "must be 0 or at least 64KiB (one entry's largest size)",
             ));
         }
+        let max_part_entries = self.max_part_entries.unwrap_or(d.max_part_entries);
+        if !(1..=u64::from(u32::MAX)).contains(&max_part_entries) {
+            return Err(invalid(
+                "zip.max_part_entries",
+                "must be between 1 and 4294967295",
+            ));
+        }
         Ok(ZipConfig {
             index_cache_bytes: self.index_cache_bytes.map_or(d.index_cache_bytes, |v| v.0),
             index_ttl: nonzero("zip.index_ttl", self.index_ttl, d.index_ttl)?,
@@ -193,6 +200,7 @@ impl RawZip {
             max_decoder_memory,
             memory_budget,
             hot_entry_cache_bytes,
+            max_part_entries,
         })
     }
 }
