@@ -98,6 +98,9 @@ pub struct Metrics {
     /// Local files opened; a kept file (`storage.open_files`) is read without opening.
     pub file_opens: IntCounter,
     pub hot_entries: IntCounterVec,
+    /// Expiring links issued, and uses of them by outcome.
+    pub links_issued: IntCounter,
+    pub links: IntCounterVec,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -189,6 +192,13 @@ impl Metrics {
             storage_read_seconds,
             file_opens: counter(r, "storage_file_opens_total", "Local files opened; a kept open file is read again without opening it."),
             hot_entries: counter_vec(r, "hot_entry_cache_events_total", "Hot small entries, decoded: hit (no storage read), miss.", &["event"]),
+            links_issued: counter(r, "links_issued_total", "Expiring links issued."),
+            links: counter_vec(
+                r,
+                "link_uses_total",
+                "Uses of expiring links: served, or refused by reason (invalid, expired, gone).",
+                &["outcome"],
+            ),
             registry,
         }
     }

@@ -85,13 +85,30 @@ impl Artifacts {
             JobSelector::Id(_) => FileEndpoint::ByJob,
             JobSelector::LatestOnRef { .. } => FileEndpoint::RawByRef,
         };
-        self.on_archive(
+        self.entry_at(
+            parts,
             |again| self.caller_archive(jobs, job, again),
-            |archive, location| async move {
-                self.entry_response(parts, &archive, &location, name, endpoint)
-                    .await
-            },
+            name,
+            endpoint,
         )
+        .await
+    }
+
+    /// File `name` of the archive `locate(again)` names.
+    pub(super) async fn entry_at<L>(
+        &self,
+        parts: &Parts,
+        locate: impl FnMut(bool) -> L,
+        name: &str,
+        endpoint: FileEndpoint,
+    ) -> Result<Response<Body>, Stop>
+    where
+        L: Future<Output = Result<Location, Stop>>,
+    {
+        self.on_archive(locate, |archive, location| async move {
+            self.entry_response(parts, &archive, &location, name, endpoint)
+                .await
+        })
         .await
     }
 

@@ -7,10 +7,12 @@
 //! there with ranges and conditional requests ([`object`]), presented as GitLab does
 //! ([`content`]). In upstream mode the job log is the backend's answer instead, with
 //! `Range` and `HEAD` added ([`trace`]). Beyond GitLab's routes, an archive can be listed
-//! ([`tree`]) and a part of it downloaded as a zip ([`part`]).
+//! ([`tree`]), a part of it downloaded as a zip ([`part`]), and expiring links handed out
+//! for it or one of its files ([`links`]).
 
 pub mod content;
 pub mod entry;
+pub mod links;
 pub mod object;
 pub mod part;
 pub mod source;
@@ -26,7 +28,7 @@ use crate::archive::budget::MemoryBudget;
 use crate::archive::cache::ArchiveCache;
 use crate::archive::hot::HotEntries;
 use crate::archive::index::IndexLimits;
-use crate::config::Config;
+use crate::config::{Config, LinksConfig};
 use crate::error::{GatewayError, Stop};
 use crate::http_util::body::Body;
 use crate::metrics::{Metrics, ReadKind};
@@ -65,6 +67,10 @@ pub struct Artifacts {
     pub hot: HotEntries,
     /// `zip.max_part_entries`.
     pub max_part_entries: u64,
+    /// `[links]`, and its keys when there are any.
+    pub links: LinksConfig,
+    pub link_keys: Option<links::LinkKeys>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Artifacts {
@@ -91,6 +97,9 @@ impl Artifacts {
             archives,
             hot: HotEntries::new(zip.hot_entry_cache_bytes, metrics),
             max_part_entries: zip.max_part_entries,
+            links: config.links.clone(),
+            link_keys: links::LinkKeys::new(&config.links),
+            metrics: Arc::clone(metrics),
         }
     }
 
@@ -102,9 +111,24 @@ impl Artifacts {
         parts: &Parts,
         job: JobRef<'_>,
     ) -> Result<Response<Body>, Stop> {
+        self.archive_at(parts, |again| {
+            self.source.archive(&self.storage, jobs, job, again)
+        })
+        .await
+    }
+
+    /// The archive `locate(again)` names, as a download.
+    pub(crate) async fn archive_at<L>(
+        &self,
+        parts: &Parts,
+        mut locate: impl FnMut(bool) -> L,
+    ) -> Result<Response<Body>, Stop>
+    where
+        L: std::future::Future<Output = Result<source::ArchiveAt, Stop>>,
+    {
         // A located URL that storage refuses (expired) is located once more.
         for again in [false, true] {
-            let at = self.source.archive(&self.storage, jobs, job, again).await?;
+            let at = locate(again).await?;
             if parts.method == http::Method::GET {
                 if let Some(redirect) = at.redirect.filter(|_| self.source.redirects()) {
                     return Ok(object::redirect(redirect));

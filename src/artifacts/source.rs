@@ -89,6 +89,56 @@ impl Source {
         })
     }
 
+    /// The numeric project and job ids of the archive `job` names, as the caller may see
+    /// it: asked exactly as for a download (in upstream mode the archive route is asked
+    /// too, since that is where access to the archive is decided), for a link to it.
+    pub async fn identify(
+        &self,
+        storage: &Storage,
+        jobs: &Jobs<'_>,
+        job: JobRef<'_>,
+    ) -> Result<(u64, u64), Stop> {
+        let project = job.project;
+        if self.is_upstream() {
+            self.archive(storage, jobs, job, false).await?;
+            let job_id = match job.selector {
+                JobSelector::Id(id) => id,
+                JobSelector::LatestOnRef { .. } => self.job(jobs, job).await?.id,
+            };
+            return Ok((jobs.project_id(project).await?, job_id));
+        }
+        let found = self.job(jobs, job).await?;
+        if !found.has_archive() {
+            return Err(GatewayError::NotFound("404 Not Found").into());
+        }
+        let project_id = match found.project_id() {
+            Some(id) => id,
+            None => jobs.project_id(project).await?,
+        };
+        Ok((project_id, found.id))
+    }
+
+    /// Where the archive of job `job_id` of project `project_id` is, for a link: the
+    /// storage key, or in upstream mode the backend's archive route asked as `jobs`' caller
+    /// (the service token, or anonymous).
+    pub async fn linked_archive(
+        &self,
+        storage: &Storage,
+        jobs: &Jobs<'_>,
+        project: &ProjectRef,
+        job_id: u64,
+        again: bool,
+    ) -> Result<Location, Stop> {
+        if self.is_upstream() {
+            let job = JobRef::new(project, JobSelector::Id(job_id));
+            return Ok(self.archive(storage, jobs, job, again).await?.location);
+        }
+        let ProjectRef::Id(project_id) = project else {
+            return Err(GatewayError::Internal("a link names its project by id".into()).into());
+        };
+        Ok(storage.archive_path(*project_id, job_id))
+    }
+
     /// Where a finished job's log is in storage; `None` while the job runs (its live log is
     /// the backend's).
     pub async fn finished_trace(

@@ -35,6 +35,7 @@ mod values;
 mod tests;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -69,6 +70,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub artifacts: ArtifactsConfig,
     pub zip: ZipConfig,
+    /// Expiring links (`[links]`); without keys there are none.
+    pub links: LinksConfig,
     /// `[tls]`: serve HTTPS on `listen`; `None` (no section): plain HTTP.
     pub tls: Option<TlsConfig>,
 }
@@ -293,6 +296,43 @@ pub struct ZipConfig {
     pub max_part_entries: u64,
 }
 
+/// `[links]`: credential-free, expiring links to an archive or one of its files.
+#[derive(Debug, Clone)]
+pub struct LinksConfig {
+    /// MAC keys, each at least 32 bytes: the first signs, every one verifies (rotation).
+    /// Empty: the links routes answer 404.
+    pub keys: Vec<LinkKey>,
+    /// Longest lifetime a link may be given (at most 7 days).
+    pub max_lifetime: Duration,
+    /// Ask the backend, as `service_token` or anonymously, whether the job still has its
+    /// archive each time a link is used.
+    pub recheck: bool,
+    /// The token the gateway uses for links: to recheck, and in upstream mode to locate
+    /// the archive. Anonymous without one.
+    pub service_token: Option<Secret>,
+}
+
+impl Default for LinksConfig {
+    fn default() -> Self {
+        LinksConfig {
+            keys: Vec::new(),
+            max_lifetime: Duration::from_secs(24 * 3600),
+            recheck: false,
+            service_token: None,
+        }
+    }
+}
+
+/// A link MAC key: its bytes, never printed.
+#[derive(Clone)]
+pub struct LinkKey(pub Vec<u8>);
+
+impl fmt::Debug for LinkKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LinkKey([redacted; {} bytes])", self.0.len())
+    }
+}
+
 impl TlsConfig {
     /// The two files, with the default intervals.
     pub fn new(cert_file: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Self {
@@ -353,6 +393,7 @@ impl Config {
             },
             artifacts: ArtifactsConfig::default(),
             zip: ZipConfig::default(),
+            links: LinksConfig::default(),
             tls: None,
         }
     }

@@ -16,8 +16,9 @@ use super::error::{invalid, ConfigError};
 use super::types::{BaseUrl, KeyTemplate, Secret};
 use super::values::{Dur, Size, StringTable, Text, MIB};
 use super::{
-    upstream_defaults, ArtifactSource, ArtifactsConfig, CacheConfig, Config, LogConfig, LogFormat,
-    ServerConfig, StorageConfig, TlsConfig, UpstreamConfig, ZipConfig, DEFAULT_LISTEN,
+    upstream_defaults, ArtifactSource, ArtifactsConfig, CacheConfig, Config, LinkKey, LinksConfig,
+    LogConfig, LogFormat, ServerConfig, StorageConfig, TlsConfig, UpstreamConfig, ZipConfig,
+    DEFAULT_LISTEN,
 };
 
 /// hyper's HTTP/1 `max_buf_size` panics below this, and it bounds the request head we accept.
@@ -52,6 +53,8 @@ pub(super) struct RawConfig {
     artifacts: RawArtifacts,
     #[serde(default)]
     zip: RawZip,
+    #[serde(default)]
+    links: RawLinks,
     /// No default: a `[tls]` section (or a `TLS__*` variable) is what turns TLS on.
     tls: Option<RawTls>,
 }
@@ -153,6 +156,81 @@ struct RawZip {
     max_part_entries: Option<u64>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLinks {
+    keys: Option<Vec<Text>>,
+    max_lifetime: Option<Dur>,
+    recheck: Option<bool>,
+    service_token: Option<Text>,
+}
+
+/// The ceiling of `links.max_lifetime`.
+const MAX_LINK_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Shortest link MAC key.
+const MIN_LINK_KEY_BYTES: usize = 32;
+
+impl RawLinks {
+    fn validate(self) -> Result<LinksConfig, ConfigError> {
+        let d = LinksConfig::default();
+        let keys = self
+            .keys
+            .unwrap_or_default()
+            .into_iter()
+            .map(|Text(key)| {
+                let bytes = decode_key(key.trim())
+                    .ok_or_else(|| invalid("links.keys", "each key must be hex or base64"))?;
+                if bytes.len() < MIN_LINK_KEY_BYTES {
+                    return Err(invalid(
+                        "links.keys",
+                        "each key must be at least 32 bytes (64 hex digits, 44 base64 characters)",
+                    ));
+                }
+                Ok(LinkKey(bytes))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let max_lifetime = match self.max_lifetime {
+            None => d.max_lifetime,
+            Some(Dur(t)) if !t.is_zero() && t <= MAX_LINK_LIFETIME => t,
+            Some(_) => {
+                return Err(invalid(
+                    "links.max_lifetime",
+                    "must be between 1s and 7 days (168h)",
+                ))
+            }
+        };
+        Ok(LinksConfig {
+            keys,
+            max_lifetime,
+            recheck: self.recheck.unwrap_or(d.recheck),
+            service_token: not_empty("links.service_token", self.service_token.map(|t| t.0))?
+                .map(Secret::from),
+        })
+    }
+}
+
+/// A key written as hex (an even number of hex digits) or base64 (standard or URL-safe,
+/// padded or not).
+fn decode_key(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    if !text.is_empty()
+        && text.len().is_multiple_of(2)
+        && text.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+            .collect();
+    }
+    let engines = [
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+        base64::engine::general_purpose::URL_SAFE,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ];
+    engines.iter().find_map(|engine| engine.decode(text).ok())
+}
+
 impl RawConfig {
     /// Checks every value and fills defaults. Errors name the dotted key.
     pub(super) fn validate(self) -> Result<Config, ConfigError> {
@@ -190,6 +268,7 @@ impl RawConfig {
             storage: self.storage.validate()?,
             artifacts: self.artifacts.validate()?,
             zip: self.zip.validate()?,
+            links: self.links.validate()?,
             tls: self.tls.map(RawTls::validate).transpose()?,
         })
     }

@@ -79,6 +79,12 @@ impl Demo {
             Config::with_defaults(upstream, format!("file://{}", storage_dir.display()));
         config.listen = listen;
         config.artifacts.source = source;
+        // Expiring links with a key of this run only; in upstream mode they locate archives
+        // as the demo user.
+        let mut key = vec![0u8; 32];
+        aws_lc_rs::rand::fill(&mut key).map_err(|_| "no random bytes for the link key")?;
+        config.links.keys = vec![crate::config::LinkKey(key)];
+        config.links.service_token = Some("demo-token".to_owned().into());
         // From here on, an early return (samples that cannot be written, then a gateway that
         // cannot listen) drops the demo, and with it the temporary directory.
         let demo = Self {
@@ -144,6 +150,8 @@ Try:
   curl '{base}/projects/1/jobs/104/artifacts/tree?recursive=true'
   # ...and a part of it as a zip, entries copied without recompression (`unzip -l part.zip`)
   curl -o part.zip '{base}/projects/1/jobs/104/artifacts/-/zip?path=docs&glob=**/*.html'
+  # an expiring link to a private project's file: access checked now, then no token needed
+  curl -X POST -H 'PRIVATE-TOKEN: demo-token' -H 'Content-Type: application/json' -d '{{\"path\":\"README.md\",\"expires_in\":\"1h\"}}' {base}/projects/2/jobs/201/artifacts/-/links
 ",
             upstream = self.config.upstream.url,
             dir = self.storage_dir.display(),
@@ -186,6 +194,9 @@ Try:
   curl -i -H 'PRIVATE-TOKEN: demo-token' -H 'Range: bytes=0-9' {base}/projects/1/jobs/104/trace
   # the archive's files, listed from its zip index (GitLab 18.8's route and answer)
   curl -H 'JOB-TOKEN: job-token-106' '{base}/projects/1/jobs/104/artifacts/tree?recursive=true'
+  # a part of it as a zip, and an expiring link to it that needs no token
+  curl -o part.zip -H 'JOB-TOKEN: job-token-106' '{base}/projects/1/jobs/104/artifacts/-/zip?glob=**/*.txt'
+  curl -X POST -H 'PRIVATE-TOKEN: demo-token' {base}/projects/1/jobs/104/artifacts/-/links
 ",
             upstream = self.config.upstream.url,
             dir = self.storage_dir.join(OBJECTS_DIR).display(),

@@ -15,6 +15,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
+use crate::artifacts::links::MAX_ISSUE_BODY;
 use crate::artifacts::{trace, Artifacts, Served};
 use crate::config::{ArtifactSource, Config};
 use crate::error::{GatewayError, Stop};
@@ -99,6 +100,17 @@ impl AppState {
         }
     }
 
+    /// Who a link's use asks the backend as: `links.service_token`, else nobody.
+    fn link_credentials(&self) -> Credentials {
+        let mut headers = http::HeaderMap::new();
+        if let Some(token) = &self.config.links.service_token {
+            if let Ok(value) = http::HeaderValue::from_str(token.expose()) {
+                headers.insert(credentials::PRIVATE_TOKEN, value);
+            }
+        }
+        Credentials::from_request(&headers, None)
+    }
+
     /// Handle one request end to end. Never fails: errors are answered here.
     pub async fn handle(&self, request: Request<Incoming>, conn: Connection) -> Response<Body> {
         self.answer(request, conn, None).await
@@ -127,11 +139,16 @@ impl AppState {
         let path = request.uri().path().to_owned();
         let query = request.uri().query().map(credentials::redact_query);
         let routed = route::match_route(request.method(), &path, request.uri().query());
+        // A link's token is its credential: never logged.
+        let logged_path = match path.strip_prefix(route::LINKS_PREFIX) {
+            Some(_) => format!("{}[REDACTED]", route::LINKS_PREFIX),
+            None => path,
+        };
         let route_name = routed.as_ref().map_or("invalid", Route::name);
         let span = tracing::info_span!(
             "request",
             method = %request.method(),
-            path = %path,
+            path = %logged_path,
             query = query.as_deref().unwrap_or(""),
             route = route_name,
             job_id = tracing::field::Empty,
@@ -208,7 +225,12 @@ impl AppState {
             proto,
             host,
             public_base,
-            credentials: Credentials::from_request(request.headers(), request.uri().query()),
+            // A link is used without credentials: the gateway asks as its own service
+            // token (or anonymously), whatever the request carries.
+            credentials: match route {
+                Route::Link { .. } => self.link_credentials(),
+                _ => Credentials::from_request(request.headers(), request.uri().query()),
+            },
             forwarding,
             route,
             started,
@@ -231,10 +253,20 @@ impl AppState {
                     View::Part => self.artifacts.part(&jobs, &parts, job).await,
                 }
             }
-            // Reserved for the gateway's routes; nothing is asked or read.
-            Route::Reserved | Route::IssueLink { .. } | Route::Link { .. } => {
-                Err(GatewayError::NotFound("404 Not Found").into())
+            Route::IssueLink { project, job_id } => {
+                let body = read_limited(request.into_body(), MAX_ISSUE_BODY).await?;
+                let jobs = self.jobs(&ctx);
+                self.artifacts
+                    .issue_link(&jobs, project, *job_id, body)
+                    .await
             }
+            Route::Link { token } => {
+                let (parts, _) = request.into_parts();
+                let jobs = self.jobs(&ctx);
+                self.artifacts.serve_link(&jobs, &parts, token).await
+            }
+            // Reserved for the gateway's routes; nothing is asked or read.
+            Route::Reserved => Err(GatewayError::NotFound("404 Not Found").into()),
             Route::ListProjectJobs { project } | Route::ListPipelineJobs { project, .. } => {
                 let scope = Scope::JobList {
                     project: project.clone(),
@@ -273,5 +305,19 @@ impl AppState {
             }
             _ => Ok(self.forward(request, &ctx).await?),
         }
+    }
+}
+
+/// A request body of at most `limit` bytes; a larger one is a 413.
+async fn read_limited(body: Incoming, limit: usize) -> Result<bytes::Bytes, GatewayError> {
+    use http_body_util::BodyExt as _;
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(
+            GatewayError::TooLarge(format!("the request body is larger than {limit} bytes")),
+        ),
+        Err(_) => Err(GatewayError::BadRequest(
+            "the request body could not be read",
+        )),
     }
 }

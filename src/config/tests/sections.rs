@@ -136,3 +136,48 @@ fn artifacts_upstream_keys_are_checked() {
     assert_eq!(c.artifacts.source, ArtifactSource::Upstream);
     assert_eq!(c.artifacts.allowed_hosts, ["s3.example.com"]);
 }
+
+#[test]
+fn link_keys_are_hex_or_base64_of_at_least_32_bytes() {
+    let c = load(MINIMAL).unwrap();
+    assert!(c.links.keys.is_empty() && !c.links.recheck);
+    assert_eq!(c.links.max_lifetime, std::time::Duration::from_secs(86_400));
+    let hex = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF";
+    // 33 bytes of 0xFB in standard and URL-safe base64.
+    let (standard, url_safe) = ("+/v7".repeat(11), "-_v7".repeat(11));
+    let c = load(&format!(
+        "{MINIMAL}\n[links]\nkeys = [\"{hex}\", \"{standard}\", \"{url_safe}\"]\nmax_lifetime = \"168h\"\nrecheck = true\nservice_token = \"svc\"\n"
+    ))
+    .unwrap();
+    let keys: Vec<&[u8]> = c.links.keys.iter().map(|k| k.0.as_slice()).collect();
+    assert_eq!(keys[0][..2], [0x00, 0x11]);
+    assert_eq!(keys[0][31], 0xFF);
+    assert_eq!(keys[1], &[0xFB; 33][..]);
+    assert_eq!(keys[1], keys[2]);
+    assert!(c.links.recheck);
+    assert_eq!(c.links.service_token.as_ref().unwrap().expose(), "svc");
+    // Keys are never printed.
+    assert!(!format!("{:?}", c.links).contains("00112233"));
+    for (links, want) in [
+        (
+            "keys = [\"0011\"]",
+            "links.keys: each key must be at least 32 bytes",
+        ),
+        (
+            "keys = [\"not a key!\"]",
+            "links.keys: each key must be hex or base64",
+        ),
+        (
+            "max_lifetime = \"169h\"",
+            "links.max_lifetime: must be between 1s and 7 days",
+        ),
+        (
+            "max_lifetime = \"0s\"",
+            "links.max_lifetime: must be between 1s and 7 days",
+        ),
+        ("service_token = \"\"", "links.service_token"),
+    ] {
+        let err = error(&format!("{MINIMAL}\n[links]\n{links}\n"));
+        assert!(err.starts_with(want), "{links}: {err}");
+    }
+}
