@@ -11,7 +11,8 @@
 //!    hand the request to the byte endpoints or forward it; the **one rescue point** where
 //!    every failure becomes a response ([`dispatch::AppState::handle`]), with its access
 //!    log line.
-//! 3. [`artifacts`]: the byte endpoints (archive, by ref, single file, job log). Each asks
+//! 3. [`artifacts`]: the byte endpoints (archive, by ref, single file, job log; beyond
+//!    GitLab: an archive's listing, a part of it as a zip, expiring links). Each asks
 //!    its archive [`artifacts::source`] where the bytes are, **as the caller**: that
 //!    question is where the caller is **authorised**, by the backend. Storage mode asks for
 //!    the job ([`upstream::jobs`]) and reads `storage.archive_key`; upstream mode asks the
