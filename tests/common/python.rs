@@ -1,6 +1,7 @@
 //! Python with the packages a test needs (python-gitlab, …), installed by the tests
 //! themselves into `CARGO_TARGET_TMPDIR/python` on first use, so a fresh clone needs only
-//! `python3` with `pip`.
+//! `python3` with `pip`; and command-line tools (`unzip`), installed with apt-get when
+//! missing.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -74,4 +75,28 @@ pub fn run(site: &std::path::Path, script: &str, args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// `name` on the PATH, installed with apt-get (as root, package `package`) when missing,
+/// so that a fresh machine runs the tests that read archives with it.
+pub fn tool(name: &str, package: &str) -> String {
+    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let found = || {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {name}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !found() {
+        let install = format!(
+            "export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq {package} \
+             || (apt-get update -qq && apt-get install -y -qq {package})"
+        );
+        let out = Command::new("sh").args(["-c", &install]).output();
+        assert!(
+            found(),
+            "{name} is missing and apt-get could not install {package}: {out:?}"
+        );
+    }
+    name.to_owned()
 }

@@ -184,7 +184,7 @@ with zipfile.ZipFile(sys.argv[1]) as z:
     }
     if methods.iter().all(|m| UNZIP_METHODS.contains(m)) {
         readers += 1;
-        let out = Command::new("unzip")
+        let out = Command::new(python::tool("unzip", "unzip"))
             .arg("-tqq")
             .arg(&path)
             .output()
@@ -576,7 +576,7 @@ with zipfile.ZipFile(sys.argv[1]) as z:
     tokio::task::spawn_blocking(move || python::run(&site, script, &[&file]))
         .await
         .unwrap();
-    let out = Command::new("unzip")
+    let out = Command::new(python::tool("unzip", "unzip"))
         .arg("-tqq")
         .arg(&path)
         .output()
