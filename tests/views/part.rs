@@ -1,8 +1,8 @@
 //! `GET …/artifacts/-/zip?path=…&glob=…`: a part of an archive as a new zip, its entries'
 //! compressed bytes copied. Every answer is read by independent readers (the `zip` crate
-//! comparing each entry's raw bytes, CRC and time with the source's; `async_zip`; python's
-//! `zipfile` and Info-ZIP's `unzip -t` where they know the methods; liblzma for xz
-//! entries), and its decoded files are checked against the corpus manifest's SHA-256 of the
+//! comparing each entry's raw bytes, CRC and time with the source's; `async_zip`; 7-Zip's
+//! `7zz t`; python's `zipfile` and Info-ZIP's `unzip -t` where they know the methods;
+//! liblzma for xz entries), and its decoded files are checked against the corpus manifest's SHA-256 of the
 //! source files.
 
 use std::collections::BTreeSet;
@@ -196,6 +196,18 @@ with zipfile.ZipFile(sys.argv[1]) as z:
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // 7-Zip tests every entry, whatever its method.
+    readers += 1;
+    let out = Command::new(python::tool("7zz", "7zip"))
+        .args(["t", "-bso0", "-bsp0"])
+        .arg(&path)
+        .output()
+        .expect("7zz runs");
+    assert!(
+        out.status.success(),
+        "{what}: 7zz t: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     if methods.contains(&95) {
         // xz entries are plain .xz streams: decode them with liblzma.
         readers += 1;
@@ -581,6 +593,16 @@ with zipfile.ZipFile(sys.argv[1]) as z:
         .arg(&path)
         .output()
         .expect("unzip runs");
+    let seven = Command::new(python::tool("7zz", "7zip"))
+        .args(["t", "-bso0", "-bsp0"])
+        .arg(&path)
+        .output()
+        .expect("7zz runs");
+    assert!(
+        seven.status.success(),
+        "7zz t: {}",
+        String::from_utf8_lossy(&seven.stderr)
+    );
     assert!(
         out.status.success(),
         "unzip -t: {}",
