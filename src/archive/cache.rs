@@ -53,6 +53,33 @@ impl Archive {
         (start <= end && end <= self.tail.len()).then(|| self.tail.slice(start..end))
     }
 
+    /// `range` of the object: from the opening read when it holds it, else one read pinned
+    /// to the ETag. `Ok(None)` when the range runs past the object's end.
+    pub async fn read(
+        &self,
+        storage: &Storage,
+        path: &Location,
+        range: Range<u64>,
+    ) -> Result<
+        Option<futures_util::stream::BoxStream<'static, Result<Bytes, StorageError>>>,
+        StorageError,
+    > {
+        use futures_util::StreamExt as _;
+        if let Some(bytes) = self.cached_bytes(range.clone()) {
+            return Ok(Some(
+                futures_util::stream::once(async move { Ok(bytes) }).boxed(),
+            ));
+        }
+        if range.end > self.size {
+            return Ok(None);
+        }
+        let bounded = Some(GetRange::Bounded(range));
+        let object = storage
+            .get(ReadKind::ZipEntry, path, bounded, self.etag.clone())
+            .await?;
+        Ok(Some(object.body))
+    }
+
     fn weight(&self) -> u32 {
         u32::try_from(self.index.heap_bytes() + self.tail.len() + 256).unwrap_or(u32::MAX)
     }

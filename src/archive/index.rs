@@ -90,6 +90,23 @@ mod tests;
 use std::ops::Range;
 
 pub use directory::DirectoryParser;
+
+/// Record signatures and fixed lengths (APPNOTE 4.3), for the parser here and the writer
+/// of parts ([`crate::archive::part`]).
+pub mod format {
+    pub const LOCAL_HEADER_SIG: u32 = 0x0403_4b50;
+    pub const LOCAL_HEADER_LEN: u64 = 30;
+    pub const CENTRAL_HEADER_SIG: u32 = 0x0201_4b50;
+    /// The fixed part of a central header, before its name, extra field and comment.
+    pub const CENTRAL_HEADER_LEN: u64 = 46;
+    pub const EOCD_SIG: u32 = 0x0605_4b50;
+    pub const EOCD_LEN: u64 = 22;
+    pub const LOCATOR_SIG: u32 = 0x0706_4b50;
+    pub const LOCATOR_LEN: u64 = 20;
+    pub const ZIP64_EOCD_SIG: u32 = 0x0606_4b50;
+    pub const ZIP64_EOCD_LEN: u64 = 56;
+    pub const ZIP64_EXTRA_ID: u16 = 0x0001;
+}
 pub use table::{Listed, ZipIndex};
 
 /// Tail length that guarantees the end records are found in one read: EOCD (22) + the

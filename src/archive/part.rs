@@ -16,20 +16,11 @@
 //! - the central directory keeps each entry's Unix mode (made by "Unix") or none (made by
 //!   MS-DOS), and marks directories with the MS-DOS directory attribute.
 
+use super::index::format::{
+    CENTRAL_HEADER_LEN, CENTRAL_HEADER_SIG, EOCD_LEN, EOCD_SIG, LOCAL_HEADER_LEN, LOCAL_HEADER_SIG,
+    LOCATOR_LEN, LOCATOR_SIG, ZIP64_EOCD_LEN, ZIP64_EOCD_SIG, ZIP64_EXTRA_ID,
+};
 use super::index::{Listed, ZipIndex};
-
-const LOCAL_HEADER_SIG: u32 = 0x0403_4b50;
-const CENTRAL_HEADER_SIG: u32 = 0x0201_4b50;
-const ZIP64_END_SIG: u32 = 0x0606_4b50;
-const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;
-const END_SIG: u32 = 0x0605_4b50;
-
-pub const LOCAL_HEADER_LEN: u64 = 30;
-const CENTRAL_HEADER_LEN: u64 = 46;
-const ZIP64_END_LEN: u64 = 56;
-const ZIP64_LOCATOR_LEN: u64 = 20;
-const END_LEN: u64 = 22;
-const ZIP64_EXTRA_ID: u16 = 0x0001;
 
 /// Flag bits kept from the source: compression options. Bit 11 (UTF-8 names) is set.
 const KEPT_FLAGS: u16 = 0x0006;
@@ -196,9 +187,9 @@ impl Layout {
         let zip64_end = positions.len() as u64 >= SATURATED_16
             || directory_len >= SATURATED_32
             || offset >= SATURATED_32;
-        let end = END_LEN
+        let end = EOCD_LEN
             + if zip64_end {
-                ZIP64_END_LEN + ZIP64_LOCATOR_LEN
+                ZIP64_EOCD_LEN + LOCATOR_LEN
             } else {
                 0
             };
@@ -217,8 +208,8 @@ impl Layout {
         let mut out = Vec::new();
         if self.zip64_end {
             let at = self.directory_offset + self.directory_len;
-            put32(&mut out, ZIP64_END_SIG);
-            put64(&mut out, ZIP64_END_LEN - 12);
+            put32(&mut out, ZIP64_EOCD_SIG);
+            put64(&mut out, ZIP64_EOCD_LEN - 12);
             put16(&mut out, MADE_BY_VERSION);
             put16(&mut out, 45);
             put32(&mut out, 0);
@@ -227,12 +218,12 @@ impl Layout {
             put64(&mut out, count);
             put64(&mut out, self.directory_len);
             put64(&mut out, self.directory_offset);
-            put32(&mut out, ZIP64_LOCATOR_SIG);
+            put32(&mut out, LOCATOR_SIG);
             put32(&mut out, 0);
             put64(&mut out, at);
             put32(&mut out, 1);
         }
-        put32(&mut out, END_SIG);
+        put32(&mut out, EOCD_SIG);
         put16(&mut out, 0);
         put16(&mut out, 0);
         put16(&mut out, count.min(SATURATED_16) as u16);

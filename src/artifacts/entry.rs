@@ -28,20 +28,16 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use http::request::Parts;
-use http::{header, HeaderValue, Method, Response, StatusCode};
-use http_body::Frame;
-use object_store::GetRange;
+use http::{Method, Response};
 
 use super::content::{self, FileEndpoint};
+use super::sized::{self, Start};
 use super::Artifacts;
 use crate::archive::cache::{Archive, OpenError};
 use crate::archive::entry::{self, small, EntryError, Verified, Window};
 use crate::archive::index::{EntryInfo, Method as ZipMethod, ZipError};
 use crate::error::{GatewayError, Stop};
 use crate::http_util::body::{self, Body};
-use crate::http_util::conditional::Conditions;
-use crate::http_util::range;
-use crate::metrics::ReadKind;
 use crate::request::route::{JobRef, JobSelector};
 use crate::storage::{Location, StorageError};
 use crate::upstream::jobs::Jobs;
@@ -182,59 +178,33 @@ impl Artifacts {
         };
         entry::check_supported(&info)?;
         let etag = entry_etag(archive.etag.as_deref(), name, &info);
-        let conditions = Conditions::from_headers(&parts.headers);
-        if conditions.not_modified(Some(&etag), None) {
-            let mut response = Response::new(body::empty());
-            *response.status_mut() = StatusCode::NOT_MODIFIED;
-            set_etag(&mut response, &etag);
-            return Ok(response);
-        }
         let size = info.uncompressed_size;
-        let selected = range::requested(&parts.headers)
-            .filter(|_| conditions.range_allowed(Some(&etag), None))
-            .map(|r| {
-                r.resolve(size)
-                    .ok_or(GatewayError::RangeNotSatisfiable { size })
-            })
-            .transpose()?;
+        let selected = match sized::start(&parts.headers, &etag, size)? {
+            Start::NotModified(response) => return Ok(response),
+            Start::Send(selected) => selected,
+        };
         let (content_type, disposition) = content::presentation(name, endpoint);
         let mut response = if parts.method == Method::HEAD {
             Response::new(body::empty())
         } else {
-            let mut stream = self
+            let stream = self
                 .entry_stream(archive, path, name, &info, selected.clone())
                 .await?;
-            // Wait for the first chunk before the head goes out: an entry that fits in one
-            // chunk is verified by then, and a failure still gets a proper 502 instead of a
-            // connection closed before any status line.
-            let first = match stream.next().await {
-                Some(Ok(chunk)) => Some(chunk),
-                Some(Err(error)) => return Err(GatewayError::before_first_byte(&error).into()),
-                None => None,
-            };
-            let stream = futures_util::stream::iter(first.map(Ok)).chain(stream);
-            let frames = stream.map(|chunk| chunk.map(Frame::data).map_err(body::BoxError::from));
-            Response::new(body::boxed(http_body_util::StreamBody::new(frames)))
+            // An entry that fits in one chunk is verified by the time its first chunk is.
+            let body = sized::after_first_chunk(stream)
+                .await
+                .map_err(|error| GatewayError::before_first_byte(&error))?;
+            Response::new(body)
         };
-        let length = selected.as_ref().map_or(size, |r| r.end - r.start);
-        let headers = response.headers_mut();
-        set_header(headers, header::CONTENT_TYPE, &content_type);
-        set_header(headers, header::CONTENT_DISPOSITION, &disposition);
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        headers.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("private, max-age=0, must-revalidate"),
+        let selected = selected.as_ref();
+        sized::describe(
+            &mut response,
+            &content_type,
+            &disposition,
+            &etag,
+            size,
+            selected,
         );
-        if let Some(range) = &selected {
-            set_header(
-                headers,
-                header::CONTENT_RANGE,
-                &range::content_range(range, size),
-            );
-            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
-        }
-        set_etag(&mut response, &etag);
         Ok(response)
     }
 
@@ -341,23 +311,11 @@ impl Artifacts {
         path: &Location,
         range: Range<u64>,
     ) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, Failure> {
-        if let Some(bytes) = archive.cached_bytes(range.clone()) {
-            return Ok(futures_util::stream::once(async move { Ok(bytes) }).boxed());
-        }
-        if range.end > archive.size {
-            return Err(GatewayError::BadArchive(ZipError::Truncated.to_string()).into());
-        }
-        let object = self
-            .storage
-            .get(
-                ReadKind::ZipEntry,
-                path,
-                Some(GetRange::Bounded(range)),
-                archive.etag.clone(),
-            )
+        archive
+            .read(&self.storage, path, range)
             .await
-            .map_err(EntryError::Storage)?;
-        Ok(object.body)
+            .map_err(EntryError::Storage)?
+            .ok_or_else(|| GatewayError::BadArchive(ZipError::Truncated.to_string()).into())
     }
 }
 
@@ -393,16 +351,6 @@ fn entry_etag(archive_etag: Option<&str>, name: &str, info: &EntryInfo) -> Strin
         info.crc32,
         info.uncompressed_size
     )
-}
-
-fn set_etag(response: &mut Response<Body>, etag: &str) {
-    set_header(response.headers_mut(), header::ETAG, etag);
-}
-
-fn set_header(headers: &mut http::HeaderMap, name: header::HeaderName, value: &str) {
-    if let Ok(value) = HeaderValue::from_str(value) {
-        headers.insert(name, value);
-    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod entry;
 pub mod links;
 pub mod object;
 pub mod part;
+mod sized;
 pub mod source;
 pub mod trace;
 pub mod tree;
@@ -38,10 +39,14 @@ use crate::upstream::jobs::Jobs;
 use object::Presentation;
 use source::Source;
 
+/// How an archive, whole or a part of it, is named to the client.
+const ARCHIVE_DISPOSITION: &str =
+    "attachment; filename=\"artifacts.zip\"; filename*=UTF-8''artifacts.zip";
+
 const ARCHIVE: Presentation = Presentation {
     kind: ReadKind::Archive,
     content_type: "application/zip",
-    disposition: Some("attachment; filename=\"artifacts.zip\"; filename*=UTF-8''artifacts.zip"),
+    disposition: Some(ARCHIVE_DISPOSITION),
 };
 
 const TRACE: Presentation = Presentation {

@@ -24,24 +24,21 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use http::request::Parts;
-use http::{header, HeaderValue, Method, Response, StatusCode};
-use http_body::Frame;
-use object_store::GetRange;
+use http::{Method, Response};
 use percent_encoding::percent_decode_str;
 use sha2::{Digest, Sha256};
 
 use super::entry::Failure;
-use super::Artifacts;
+use super::sized::{self, Start};
+use super::{Artifacts, ARCHIVE, ARCHIVE_DISPOSITION};
 use crate::archive::cache::Archive;
 use crate::archive::entry::{EntryError, Window};
+use crate::archive::index::format::LOCAL_HEADER_LEN;
 use crate::archive::index::{EntryInfo, Listed, ZipError};
-use crate::archive::part::{self, Layout, AES_METHOD, ENCRYPTION_FLAGS, LOCAL_HEADER_LEN};
+use crate::archive::part::{self, Layout, AES_METHOD, ENCRYPTION_FLAGS};
 use crate::causes;
 use crate::error::{GatewayError, Stop};
 use crate::http_util::body::{self, Body};
-use crate::http_util::conditional::Conditions;
-use crate::http_util::range;
-use crate::metrics::ReadKind;
 use crate::request::route::JobRef;
 use crate::storage::{Location, Storage, StorageError};
 use crate::upstream::jobs::Jobs;
@@ -51,8 +48,6 @@ use crate::upstream::jobs::Jobs;
 pub const MAX_GAP: u64 = 256 * 1024;
 /// Central directory bytes built at a time.
 pub const DIRECTORY_CHUNK: usize = 64 * 1024;
-
-const DISPOSITION: &str = "attachment; filename=\"artifacts.zip\"; filename*=UTF-8''artifacts.zip";
 
 /// What the query asks for.
 #[derive(Debug)]
@@ -203,24 +198,15 @@ impl Artifacts {
     ) -> Result<Response<Body>, Failure> {
         let layout = Arc::new(self.plan(&archive, selection)?);
         let etag = part_etag(archive.etag.as_deref(), selection);
-        let conditions = Conditions::from_headers(&parts.headers);
-        let mut response = Response::new(body::empty());
-        if conditions.not_modified(Some(&etag), None) {
-            *response.status_mut() = StatusCode::NOT_MODIFIED;
-            set(response.headers_mut(), header::ETAG, &etag);
-            return Ok(response);
-        }
         let size = layout.len;
-        let selected = range::requested(&parts.headers)
-            .filter(|_| conditions.range_allowed(Some(&etag), None))
-            .map(|r| {
-                r.resolve(size)
-                    .ok_or(GatewayError::RangeNotSatisfiable { size })
-            })
-            .transpose()?;
+        let selected = match sized::start(&parts.headers, &etag, size)? {
+            Start::NotModified(response) => return Ok(response),
+            Start::Send(selected) => selected,
+        };
         let wanted = selected.clone().unwrap_or(0..size);
+        let mut response = Response::new(body::empty());
         if parts.method != Method::HEAD && !wanted.is_empty() {
-            let mut stream = PartStream::starting_at(
+            let stream = PartStream::starting_at(
                 Arc::clone(&self.storage),
                 archive,
                 location,
@@ -228,38 +214,21 @@ impl Artifacts {
                 wanted,
             )
             .await?;
-            // The first chunk before the head: a changed object, an expired URL or a bad
-            // first entry is still a proper answer.
-            let first = match stream.next().await {
-                Some(Ok(chunk)) => Some(chunk),
-                Some(Err(error)) => return Err(first_failure(&error)),
-                None => None,
-            };
-            let stream = futures_util::stream::iter(first.map(Ok)).chain(stream);
-            let frames = stream.map(|chunk| chunk.map(Frame::data).map_err(body::BoxError::from));
-            response = Response::new(body::boxed(http_body_util::StreamBody::new(frames)));
+            // A changed object, an expired URL or a bad first entry is still a proper answer.
+            let body = sized::after_first_chunk(stream)
+                .await
+                .map_err(|error| first_failure(&error))?;
+            response = Response::new(body);
         }
-        let headers = response.headers_mut();
-        set(headers, header::CONTENT_TYPE, "application/zip");
-        set(headers, header::CONTENT_DISPOSITION, DISPOSITION);
-        headers.insert(
-            header::CONTENT_LENGTH,
-            HeaderValue::from(selected.as_ref().map_or(size, |r| r.end - r.start)),
+        let selected = selected.as_ref();
+        sized::describe(
+            &mut response,
+            ARCHIVE.content_type,
+            ARCHIVE_DISPOSITION,
+            &etag,
+            size,
+            selected,
         );
-        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        headers.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("private, max-age=0, must-revalidate"),
-        );
-        set(headers, header::ETAG, &etag);
-        if let Some(range) = &selected {
-            set(
-                headers,
-                header::CONTENT_RANGE,
-                &range::content_range(range, size),
-            );
-            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
-        }
         Ok(response)
     }
 
@@ -336,37 +305,6 @@ fn part_etag(archive_etag: Option<&str>, selection: &Selection) -> String {
     let digest = hasher.finalize();
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
     format!("\"{hex}\"")
-}
-
-fn set(headers: &mut http::HeaderMap, name: header::HeaderName, value: &str) {
-    if let Ok(value) = HeaderValue::from_str(value) {
-        headers.insert(name, value);
-    }
-}
-
-/// `range` of the archive: from the cached tail, or one read pinned to the ETag.
-async fn read(
-    storage: &Storage,
-    archive: &Archive,
-    path: &Location,
-    range: Range<u64>,
-) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, io::Error> {
-    if let Some(bytes) = archive.cached_bytes(range.clone()) {
-        return Ok(futures_util::stream::once(async move { Ok(bytes) }).boxed());
-    }
-    if range.end > archive.size {
-        return Err(bad(ZipError::Truncated.to_string()));
-    }
-    let object = storage
-        .get(
-            ReadKind::ZipEntry,
-            path,
-            Some(GetRange::Bounded(range)),
-            archive.etag.clone(),
-        )
-        .await
-        .map_err(io::Error::other)?;
-    Ok(object.body)
 }
 
 fn bad(why: String) -> io::Error {
@@ -556,7 +494,11 @@ impl PartStream {
             self.path.clone(),
         );
         async move {
-            let body = read(&storage, &archive, &path, range.clone()).await?;
+            let body = archive
+                .read(&storage, &path, range.clone())
+                .await
+                .map_err(io::Error::other)?
+                .ok_or_else(|| bad(ZipError::Truncated.to_string()))?;
             Ok(RunReader {
                 body,
                 pos: range.start,
@@ -642,6 +584,7 @@ fn data_span(header: &[u8], info: &EntryInfo, name: &str) -> io::Result<Range<u6
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
 
     #[test]
     fn selections_parse_as_documented() {

@@ -56,6 +56,8 @@ pub struct AppState {
     /// Set when the shutdown grace has passed and what still runs is aborted: a body
     /// dropped from then on was cut by the shutdown, not by its client.
     pub cut_by_shutdown: Arc<std::sync::atomic::AtomicBool>,
+    /// Who a link's use asks the backend as: `links.service_token`, else nobody.
+    link_credentials: Credentials,
 }
 
 impl AppState {
@@ -87,6 +89,7 @@ impl AppState {
             shutting_down: std::sync::atomic::AtomicBool::new(false),
             cut_by_shutdown: Arc::default(),
             streams: Arc::new(tokio::sync::Semaphore::new(config.server.max_streams)),
+            link_credentials: link_credentials(&config),
             config,
         }
     }
@@ -98,17 +101,6 @@ impl AppState {
             cache: &self.cache,
             ctx,
         }
-    }
-
-    /// Who a link's use asks the backend as: `links.service_token`, else nobody.
-    fn link_credentials(&self) -> Credentials {
-        let mut headers = http::HeaderMap::new();
-        if let Some(token) = &self.config.links.service_token {
-            if let Ok(value) = http::HeaderValue::from_str(token.expose()) {
-                headers.insert(credentials::PRIVATE_TOKEN, value);
-            }
-        }
-        Credentials::from_request(&headers, None)
     }
 
     /// Handle one request end to end. Never fails: errors are answered here.
@@ -228,7 +220,7 @@ impl AppState {
             // A link is used without credentials: the gateway asks as its own service
             // token (or anonymously), whatever the request carries.
             credentials: match route {
-                Route::Link { .. } => self.link_credentials(),
+                Route::Link { .. } => self.link_credentials.clone(),
                 _ => Credentials::from_request(request.headers(), request.uri().query()),
             },
             forwarding,
@@ -320,4 +312,15 @@ async fn read_limited(body: Incoming, limit: usize) -> Result<bytes::Bytes, Gate
             "the request body could not be read",
         )),
     }
+}
+
+/// Who a link's use asks the backend as: `links.service_token`, else nobody.
+fn link_credentials(config: &Config) -> Credentials {
+    let mut headers = http::HeaderMap::new();
+    if let Some(token) = &config.links.service_token {
+        if let Ok(value) = http::HeaderValue::from_str(token.expose()) {
+            headers.insert(credentials::PRIVATE_TOKEN, value);
+        }
+    }
+    Credentials::from_request(&headers, None)
 }

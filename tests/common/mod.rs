@@ -2,6 +2,7 @@
 //! real HTTP client.
 #![allow(dead_code)]
 
+pub mod corpus;
 pub mod logs;
 pub mod python;
 pub mod raw;

@@ -3,7 +3,7 @@
 //! requests read to the end (through reqwest, or raw when the target must be sent as is).
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use http::{HeaderMap, Method};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -49,31 +49,7 @@ pub const PATH: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~')
     .remove(b'/');
 
-#[derive(serde::Deserialize)]
-pub struct Manifest {
-    pub archives: Vec<Archive>,
-}
-
-#[derive(serde::Deserialize)]
-pub struct Archive {
-    pub file: String,
-    pub entries: Vec<Entry>,
-    pub directories: Vec<String>,
-    pub absent: Vec<String>,
-}
-
-#[derive(serde::Deserialize, Clone)]
-pub struct Entry {
-    pub name: String,
-    pub size: u64,
-    pub sha256: String,
-    pub name_encoding: String,
-}
-
-pub fn manifest() -> &'static Manifest {
-    static MANIFEST: OnceLock<Manifest> = OnceLock::new();
-    MANIFEST.get_or_init(|| serde_json::from_slice(&fixture("manifest.json")).unwrap())
-}
+pub use crate::common::corpus::{manifest, Archive, Entry};
 
 pub fn archive(file: &str) -> &'static Archive {
     manifest()

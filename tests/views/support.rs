@@ -55,28 +55,4 @@ pub fn unix_archive(entries: &[(&str, u32, &[u8])]) -> Vec<u8> {
     writer.finish().unwrap().into_inner()
 }
 
-/// The corpus manifest (`tests/fixtures/zip/manifest.json`): names and SHA-256 of the
-/// source files each archive was written from.
-#[derive(serde::Deserialize)]
-pub struct Manifest {
-    pub archives: Vec<Archive>,
-}
-
-#[derive(serde::Deserialize)]
-pub struct Archive {
-    pub file: String,
-    pub entries: Vec<ManifestEntry>,
-    pub directories: Vec<String>,
-}
-
-#[derive(serde::Deserialize)]
-pub struct ManifestEntry {
-    pub name: String,
-    pub sha256: String,
-}
-
-pub fn manifest() -> &'static Manifest {
-    static MANIFEST: std::sync::OnceLock<Manifest> = std::sync::OnceLock::new();
-    MANIFEST
-        .get_or_init(|| serde_json::from_slice(&crate::common::fixture("manifest.json")).unwrap())
-}
+pub use crate::common::corpus::{manifest, Archive, Manifest};

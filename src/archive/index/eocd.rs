@@ -5,14 +5,10 @@ use super::plan::{need, Plan, Stage};
 use super::records::{self, le16, le32, le64};
 use super::{IndexLimits, Pending, TailOutcome, ZipError, MIN_TAIL_LEN};
 
-const EOCD_SIG: u32 = 0x0605_4b50;
-const EOCD_LEN: u64 = 22;
-const LOCATOR_SIG: u32 = 0x0706_4b50;
-const LOCATOR_LEN: u64 = 20;
-const ZIP64_EOCD_SIG: u32 = 0x0606_4b50;
-const ZIP64_EOCD_LEN: u64 = 56;
-/// Smallest central directory header.
-const CENTRAL_HEADER_LEN: u64 = 46;
+use super::format::{
+    CENTRAL_HEADER_LEN, EOCD_LEN, EOCD_SIG, LOCATOR_LEN, LOCATOR_SIG, ZIP64_EOCD_LEN,
+    ZIP64_EOCD_SIG,
+};
 
 /// The central directory as the end records describe it, before it is located.
 struct Declared {

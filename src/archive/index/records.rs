@@ -3,10 +3,9 @@
 use super::names::{self, UNICODE_PATH_ID};
 use super::ZipError;
 
-pub(super) const CENTRAL_HEADER_SIG: u32 = 0x0201_4b50;
-pub(super) const LOCAL_HEADER_SIG: u32 = 0x0403_4b50;
-const CENTRAL_HEADER_LEN: usize = 46;
-const ZIP64_EXTRA_ID: u16 = 0x0001;
+use super::format::ZIP64_EXTRA_ID;
+pub(super) use super::format::{CENTRAL_HEADER_SIG, LOCAL_HEADER_SIG};
+const CENTRAL_HEADER_LEN: usize = super::format::CENTRAL_HEADER_LEN as usize;
 
 /// Little-endian reads at a fixed position; callers check lengths first, and a read past
 /// the end yields 0 instead of panicking.

@@ -7,8 +7,7 @@ use std::ops::Range;
 use super::records::{Entries, Record};
 use super::{EntryInfo, Method, ZipError};
 
-/// Smallest local file header: what every entry needs before its data.
-const LOCAL_HEADER_LEN: u64 = 30;
+use super::format::LOCAL_HEADER_LEN;
 
 /// The central directory of one archive, for lookups by name.
 pub struct ZipIndex {
